@@ -1,0 +1,194 @@
+//! `xray`: classify X-rays, evaluate and train the model from the command line.
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    native::main()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::{path::PathBuf, process::ExitCode};
+
+    use clap::{Parser, Subcommand};
+    use xray_web::cli::{self, CliError, PredictLine};
+
+    #[derive(Parser)]
+    #[command(
+        name = "xray",
+        version,
+        about = "Pneumonia vs normal on chest X-rays (research tool, not a medical device)"
+    )]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Classify image files: one line per file (exit 1 if any file was refused).
+        Predict {
+            /// One JSON object per line: {"file","label","p_pneumonia"} or {"file","error"}.
+            #[arg(long)]
+            json: bool,
+            /// Folder with card.json and the weights (default: public/model).
+            #[arg(long)]
+            model: Option<PathBuf>,
+            /// cpu or wgpu.
+            #[arg(long, default_value = "cpu")]
+            device: String,
+            /// Image files.
+            #[arg(required = true)]
+            paths: Vec<PathBuf>,
+        },
+        /// Evaluate on DIR/{NORMAL,PNEUMONIA}/ (or a Kaggle root with --split).
+        Eval {
+            /// Print one JSON object.
+            #[arg(long)]
+            json: bool,
+            /// Folder with card.json and the weights (default: public/model).
+            #[arg(long)]
+            model: Option<PathBuf>,
+            /// Split folder of a Kaggle root: train, val or test.
+            #[arg(long)]
+            split: Option<String>,
+            /// cpu or wgpu.
+            #[arg(long, default_value = "cpu")]
+            device: String,
+            /// Data folder.
+            dir: PathBuf,
+        },
+        /// Train a model (see README: Training).
+        Train(cli::train::TrainArgs),
+        /// Print the held-out validation files that `train` would use (one path a line).
+        Split {
+            /// Data folder, as for train.
+            #[arg(long)]
+            data: PathBuf,
+            /// Fraction of each class held out.
+            #[arg(long, default_value_t = 0.15)]
+            val_fraction: f64,
+            /// Seed, as for train.
+            #[arg(long, default_value_t = 42)]
+            seed: u64,
+        },
+    }
+
+    pub fn main() -> ExitCode {
+        let args = Cli::parse();
+        match run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    fn run(args: Cli) -> Result<ExitCode, CliError> {
+        match args.command {
+            Command::Predict {
+                json,
+                model,
+                device,
+                paths,
+            } => {
+                let classifier = cli::load_classifier(
+                    &cli::model_dir(model.as_deref()),
+                    cli::device_named(&device)?,
+                )?;
+                let lines = cli::predict(&classifier, &paths);
+                let mut refused = false;
+                for line in &lines {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string(line).map_err(|e| CliError::Io(e.to_string()))?
+                        );
+                    }
+                    match line {
+                        PredictLine::Ok {
+                            file,
+                            label,
+                            p_pneumonia,
+                        } if !json => println!("{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}"),
+                        PredictLine::Err { file, error } => {
+                            refused = true;
+                            if !json {
+                                println!("{file}\terror: {error}");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(if refused {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            Command::Eval {
+                json,
+                model,
+                split,
+                device,
+                dir,
+            } => {
+                let classifier = cli::load_classifier(
+                    &cli::model_dir(model.as_deref()),
+                    cli::device_named(&device)?,
+                )?;
+                let dir = cli::dataset::split_dir(&dir, split.as_deref())?;
+                let (m, skipped) = cli::evaluate(&classifier, &dir)?;
+                for s in &skipped {
+                    eprintln!("skipped {s}");
+                }
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&m).map_err(|e| CliError::Io(e.to_string()))?
+                    );
+                } else {
+                    println!("images       {}", m.n);
+                    println!("accuracy     {:.4}", m.accuracy);
+                    println!("AUC          {:.4}", m.auc);
+                    println!("sensitivity  {:.4}", m.sensitivity);
+                    println!("specificity  {:.4}", m.specificity);
+                    println!("precision    {:.4}", m.precision);
+                    println!("F1           {:.4}", m.f1);
+                    println!("ECE          {:.4}", m.ece);
+                    println!("threshold    {:.4}", m.threshold);
+                    let c = m.confusion;
+                    println!(
+                        "confusion    tp {} fp {} tn {} fn {}",
+                        c.tp, c.fp, c.tn, c.fn_
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Split {
+                data,
+                val_fraction,
+                seed,
+            } => {
+                let layout = cli::dataset::layout(&data)?;
+                let samples = cli::dataset::list(&layout.train)?;
+                let (_, val) = cli::dataset::stratified_split(&samples, val_fraction, seed);
+                for s in val {
+                    println!(
+                        "{}\t{}",
+                        if s.pneumonia { "PNEUMONIA" } else { "NORMAL" },
+                        s.path.display()
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Train(args) => {
+                cli::train::run(&args)?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Reading labelled X-ray folders: the Kaggle layout `ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/`
+//! or a single `DIR/{NORMAL,PNEUMONIA}/`, and the seeded, stratified validation split.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::ml::{preprocess, train::Rng};
+
+/// Why a data folder cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Neither layout found.
+    #[error(
+        "{0}: expected NORMAL/ and PNEUMONIA/ sub-folders, or a Kaggle root with train/NORMAL/ and train/PNEUMONIA/"
+    )]
+    Layout(PathBuf),
+    /// One class folder is missing.
+    #[error("{0}: the class folder is missing")]
+    MissingClass(PathBuf),
+    /// A class folder without files.
+    #[error("{0}: the class folder holds no images")]
+    EmptyClass(PathBuf),
+    /// A folder that cannot be listed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The folder or file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Files that are not usable images.
+    #[error(
+        "{count} file(s) are not usable images, e.g. {examples}; remove them or pass --skip-bad"
+    )]
+    BadImages {
+        /// How many.
+        count: usize,
+        /// A few names with reasons.
+        examples: String,
+    },
+}
+
+/// A labelled image file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Where it is.
+    pub path: PathBuf,
+    /// True for PNEUMONIA.
+    pub pneumonia: bool,
+}
+
+/// The folders found under a data root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The folder training reads (`train/` of a Kaggle root, or the root itself).
+    pub train: PathBuf,
+    /// The Kaggle `val/` folder if there is one, reported apart.
+    pub kaggle_val: Option<PathBuf>,
+}
+
+fn is_class_dir(dir: &Path) -> bool {
+    dir.join("NORMAL").is_dir() || dir.join("PNEUMONIA").is_dir()
+}
+
+/// Recognises the layout of `root`.
+pub fn layout(root: &Path) -> Result<Layout, DataError> {
+    if is_class_dir(root) {
+        return Ok(Layout {
+            train: root.to_path_buf(),
+            kaggle_val: None,
+        });
+    }
+    let train = root.join("train");
+    if is_class_dir(&train) {
+        let val = root.join("val");
+        return Ok(Layout {
+            train,
+            kaggle_val: is_class_dir(&val).then_some(val),
+        });
+    }
+    Err(DataError::Layout(root.to_path_buf()))
+}
+
+/// The folder for `split` of a Kaggle root, or `dir` itself when it holds the class folders.
+pub fn split_dir(dir: &Path, split: Option<&str>) -> Result<PathBuf, DataError> {
+    match split {
+        Some(s) if is_class_dir(&dir.join(s)) => Ok(dir.join(s)),
+        Some(_) => Err(DataError::Layout(dir.to_path_buf())),
+        None if is_class_dir(dir) => Ok(dir.to_path_buf()),
+        None => Err(DataError::Layout(dir.to_path_buf())),
+    }
+}
+
+/// Lists the files of both class folders, sorted by name within each class.
+pub fn list(dir: &Path) -> Result<Vec<Sample>, DataError> {
+    let mut out = Vec::new();
+    for (class, pneumonia) in [("NORMAL", false), ("PNEUMONIA", true)] {
+        let class_dir = dir.join(class);
+        if !class_dir.is_dir() {
+            return Err(DataError::MissingClass(class_dir));
+        }
+        let entries = std::fs::read_dir(&class_dir).map_err(|source| DataError::Io {
+            path: class_dir.clone(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && !p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'))
+            })
+            .collect();
+        if files.is_empty() {
+            return Err(DataError::EmptyClass(class_dir));
+        }
+        files.sort();
+        out.extend(files.into_iter().map(|path| Sample { path, pneumonia }));
+    }
+    Ok(out)
+}
+
+/// Keeps at most `n` samples of each class (the first ones by name), for quick runs.
+pub fn limit_per_class(samples: Vec<Sample>, n: usize) -> Vec<Sample> {
+    let (mut normal, mut pneumonia) = (0, 0);
+    samples
+        .into_iter()
+        .filter(|s| {
+            let count = if s.pneumonia {
+                &mut pneumonia
+            } else {
+                &mut normal
+            };
+            *count += 1;
+            *count <= n
+        })
+        .collect()
+}
+
+/// Splits off `fraction` of each class, chosen by a seeded shuffle: (train, validation).
+pub fn stratified_split(
+    samples: &[Sample],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<Sample>, Vec<Sample>) {
+    let mut train = Vec::new();
+    let mut val = Vec::new();
+    for class in [false, true] {
+        let mut of_class: Vec<Sample> = samples
+            .iter()
+            .filter(|s| s.pneumonia == class)
+            .cloned()
+            .collect();
+        Rng::new(seed ^ u64::from(class)).shuffle(&mut of_class);
+        let n_val = (of_class.len() as f64 * fraction).round() as usize;
+        let rest = of_class.split_off(n_val);
+        val.extend(of_class);
+        train.extend(rest);
+    }
+    (train, val)
+}
+
+/// Decoded images, each `size`×`size` in [0, 1], with labels.
+pub struct Loaded {
+    /// Pixels, one vector an image.
+    pub images: Vec<Vec<f32>>,
+    /// True for PNEUMONIA.
+    pub labels: Vec<bool>,
+    /// Files skipped as unusable, with reasons.
+    pub skipped: Vec<String>,
+}
+
+/// Decodes every sample through the shared preprocessing, in parallel.
+pub fn load(samples: &[Sample], size: usize, skip_bad: bool) -> Result<Loaded, DataError> {
+    let decoded: Vec<Result<Vec<f32>, String>> = samples
+        .par_iter()
+        .map(|s| {
+            let bytes = std::fs::read(&s.path).map_err(|e| format!("{}: {e}", s.path.display()))?;
+            preprocess::decode_gray16(&bytes)
+                .map(|g| preprocess::to_square_unit(&g, size))
+                .map_err(|e| format!("{}: {e}", s.path.display()))
+        })
+        .collect();
+    let mut loaded = Loaded {
+        images: Vec::with_capacity(samples.len()),
+        labels: Vec::with_capacity(samples.len()),
+        skipped: Vec::new(),
+    };
+    for (sample, result) in samples.iter().zip(decoded) {
+        match result {
+            Ok(img) => {
+                loaded.images.push(img);
+                loaded.labels.push(sample.pneumonia);
+            }
+            Err(reason) => loaded.skipped.push(reason),
+        }
+    }
+    if !loaded.skipped.is_empty() && !skip_bad {
+        return Err(DataError::BadImages {
+            count: loaded.skipped.len(),
+            examples: loaded
+                .skipped
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(n_normal: usize, n_pneumonia: usize) -> Vec<Sample> {
+        (0..n_normal)
+            .map(|i| (i, false))
+            .chain((0..n_pneumonia).map(|i| (i, true)))
+            .map(|(i, pneumonia)| Sample {
+                path: PathBuf::from(format!("{pneumonia}-{i}")),
+                pneumonia,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_is_stratified_seeded_and_disjoint() {
+        let all = samples(100, 300);
+        let (train, val) = stratified_split(&all, 0.15, 42);
+        assert_eq!(val.iter().filter(|s| !s.pneumonia).count(), 15);
+        assert_eq!(val.iter().filter(|s| s.pneumonia).count(), 45);
+        assert_eq!(train.len() + val.len(), 400);
+        assert!(val.iter().all(|v| !train.contains(v)));
+        let (_, val2) = stratified_split(&all, 0.15, 42);
+        assert_eq!(val, val2);
+        let (_, val3) = stratified_split(&all, 0.15, 43);
+        assert_ne!(val, val3);
+    }
+
+    #[test]
+    fn limit_keeps_first_of_each_class() {
+        let kept = limit_per_class(samples(5, 5), 2);
+        assert_eq!(kept.len(), 4);
+    }
+}

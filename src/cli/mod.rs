@@ -1,0 +1,180 @@
+//! The native command-line tool `xray`: `predict`, `eval` and `train`.
+
+pub mod dataset;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::ml::{
+    card::ModelCard, classifier::Classifier, metrics, preprocess::InputError, weights::WeightsError,
+};
+
+/// Everything that ends a command with an error message and a non-zero status.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// File system or serialisation trouble.
+    #[error("{0}")]
+    Io(String),
+    /// A data folder that cannot be used.
+    #[error(transparent)]
+    Data(#[from] dataset::DataError),
+    /// Weights that cannot be loaded or saved.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+}
+
+/// `cpu` (Burn flex) or `wgpu`.
+pub fn device_named(name: &str) -> Result<Device, CliError> {
+    match name {
+        "cpu" | "flex" => Ok(Device::flex()),
+        "wgpu" | "gpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        other => Err(CliError::Usage(format!(
+            "unknown --device {other}; use cpu or wgpu"
+        ))),
+    }
+}
+
+/// CPU model and core count, for the model card.
+pub fn hardware() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+/// The short commit of the working tree, with `-dirty` when tracked files changed.
+pub fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// The folder holding `card.json` and the weights: `dir` if given, else `public/model` of the
+/// current directory, else the one in this crate's source tree.
+pub fn model_dir(dir: Option<&Path>) -> PathBuf {
+    if let Some(d) = dir {
+        return d.to_path_buf();
+    }
+    let local = PathBuf::from("public/model");
+    if local.join("card.json").is_file() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("public/model")
+    }
+}
+
+/// Loads the model card and weights from `dir`.
+pub fn load_classifier(dir: &Path, device: Device) -> Result<Classifier, CliError> {
+    let card_path = dir.join("card.json");
+    let text = std::fs::read_to_string(&card_path)
+        .map_err(|e| CliError::Io(format!("{}: {e}", card_path.display())))?;
+    let card: ModelCard = serde_json::from_str(&text)
+        .map_err(|e| CliError::Io(format!("{}: {e}", card_path.display())))?;
+    let weights_path = dir.join(&card.weights);
+    let bytes = std::fs::read(&weights_path)
+        .map_err(|e| CliError::Io(format!("{}: {e}", weights_path.display())))?;
+    Ok(Classifier::load(card, bytes, device)?)
+}
+
+/// One line of `xray predict --json`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PredictLine {
+    /// A classified file.
+    Ok {
+        /// As given.
+        file: String,
+        /// NORMAL or PNEUMONIA.
+        label: &'static str,
+        /// Calibrated probability.
+        p_pneumonia: f32,
+    },
+    /// A refused file.
+    Err {
+        /// As given.
+        file: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Classifies each file; returns one line per file, in order.
+pub fn predict(classifier: &Classifier, files: &[PathBuf]) -> Vec<PredictLine> {
+    files
+        .iter()
+        .map(|path| {
+            let file = path.display().to_string();
+            let input = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    classifier
+                        .preprocess(&bytes)
+                        .map_err(|e: InputError| e.to_string())
+                });
+            match input.and_then(|x| classifier.classify(&[x]).map_err(|e| e.to_string())) {
+                Ok(p) => PredictLine::Ok {
+                    file,
+                    label: p[0].label,
+                    p_pneumonia: p[0].p_pneumonia,
+                },
+                Err(error) => PredictLine::Err { file, error },
+            }
+        })
+        .collect()
+}
+
+/// Evaluates the classifier on `DIR/{NORMAL,PNEUMONIA}` at the card's threshold.
+pub fn evaluate(
+    classifier: &Classifier,
+    dir: &Path,
+) -> Result<(metrics::Metrics, Vec<String>), CliError> {
+    let samples = dataset::list(dir)?;
+    let size = classifier.card.model.input_size;
+    let set = dataset::load(&samples, size, true)?;
+    let margins = train::margins(
+        &classifier.model,
+        &set.images,
+        classifier.card.normalization,
+        size,
+        &classifier.device,
+    );
+    let probs: Vec<f32> = margins
+        .iter()
+        .map(|&m| metrics::sigmoid(m / classifier.card.temperature))
+        .collect();
+    Ok((
+        metrics::evaluate(&probs, &set.labels, classifier.card.threshold),
+        set.skipped,
+    ))
+}

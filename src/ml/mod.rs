@@ -1,0 +1,10 @@
+//! The ML core shared by the browser app and the native tools: the model, preprocessing,
+//! weights, metrics, the model card and the training step.
+
+pub mod card;
+pub mod classifier;
+pub mod metrics;
+pub mod model;
+pub mod preprocess;
+pub mod train;
+pub mod weights;

@@ -1,0 +1,278 @@
+//! The one ResNet definition shared by the page, the tests and the native CLI.
+//!
+//! It follows torchvision's ResNet: a 7×7 stride-2 stem and a 3×3 max-pool, four stages of
+//! BasicBlocks (ResNet-18/34) or Bottlenecks (ResNet-50), global average pooling and a linear
+//! head. Two things are configurable beyond the depth: the width of the first stage (64 in
+//! torchvision, 32 for the "half-width" variants) and the number of input channels (1 for
+//! grayscale X-rays). Burn 0.22 dispatches on a runtime [`Device`], so the same code runs on
+//! WebGPU, wgpu/Vulkan, CUDA or the CPU.
+
+use burn::{
+    nn::{
+        BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
+        conv::{Conv2d, Conv2dConfig},
+        pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig},
+    },
+    prelude::*,
+};
+use serde::{Deserialize, Serialize};
+
+/// The ResNet depths this crate builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Depth {
+    /// BasicBlocks, [2, 2, 2, 2].
+    Resnet18,
+    /// BasicBlocks, [3, 4, 6, 3].
+    Resnet34,
+    /// Bottlenecks (expansion 4), [3, 4, 6, 3].
+    Resnet50,
+}
+
+impl Depth {
+    /// Blocks per stage.
+    pub fn blocks(self) -> [usize; 4] {
+        match self {
+            Depth::Resnet18 => [2, 2, 2, 2],
+            Depth::Resnet34 | Depth::Resnet50 => [3, 4, 6, 3],
+        }
+    }
+
+    /// Whether the stages are made of bottleneck blocks.
+    pub fn bottleneck(self) -> bool {
+        matches!(self, Depth::Resnet50)
+    }
+
+    /// Parses `resnet18`, `resnet34` or `resnet50`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "resnet18" => Some(Depth::Resnet18),
+            "resnet34" => Some(Depth::Resnet34),
+            "resnet50" => Some(Depth::Resnet50),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name, as `parse` accepts it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Depth::Resnet18 => "resnet18",
+            Depth::Resnet34 => "resnet34",
+            Depth::Resnet50 => "resnet50",
+        }
+    }
+}
+
+/// Everything needed to build a [`ResNet`] with the right parameter shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResNetConfig {
+    /// Depth and block type.
+    pub depth: Depth,
+    /// Channels of the first stage; the stages use `width`, `2·width`, `4·width`, `8·width`.
+    pub width: usize,
+    /// Input channels (1 for grayscale).
+    pub in_channels: usize,
+    /// Output classes (2: NORMAL, PNEUMONIA).
+    pub num_classes: usize,
+    /// Side of the square input image in pixels.
+    pub input_size: usize,
+}
+
+impl ResNetConfig {
+    /// A grayscale, two-class ResNet.
+    pub fn new(depth: Depth, width: usize, input_size: usize) -> Self {
+        Self {
+            depth,
+            width,
+            in_channels: 1,
+            num_classes: 2,
+            input_size,
+        }
+    }
+
+    /// A short human name, e.g. `resnet18-w32-128px`.
+    pub fn name(&self) -> String {
+        format!(
+            "{}-w{}-{}px",
+            self.depth.name(),
+            self.width,
+            self.input_size
+        )
+    }
+
+    /// Builds the model with freshly initialised parameters on `device`.
+    pub fn init(&self, device: &Device) -> ResNet {
+        let w = self.width;
+        let expansion = if self.depth.bottleneck() { 4 } else { 1 };
+        let mut in_ch = w;
+        let mut stages = Vec::new();
+        for (stage, &n) in self.depth.blocks().iter().enumerate() {
+            let planes = w << stage;
+            let mut blocks = Vec::with_capacity(n);
+            for b in 0..n {
+                let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+                blocks.push(Block::new(
+                    in_ch,
+                    planes,
+                    stride,
+                    self.depth.bottleneck(),
+                    device,
+                ));
+                in_ch = planes * expansion;
+            }
+            stages.push(Stage { blocks });
+        }
+        ResNet {
+            conv1: Conv2dConfig::new([self.in_channels, w], [7, 7])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+                .with_bias(false)
+                .init(device),
+            bn1: BatchNormConfig::new(w).init(device),
+            relu: Relu::new(),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            stages,
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: LinearConfig::new(in_ch, self.num_classes).init(device),
+        }
+    }
+}
+
+fn conv(in_ch: usize, out_ch: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
+    let pad = kernel / 2;
+    Conv2dConfig::new([in_ch, out_ch], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+/// A 1×1 convolution and batch norm that match the shortcut to the block's output.
+#[derive(Module, Debug)]
+pub struct Downsample {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+/// A BasicBlock (two 3×3 convolutions) or, when `conv3` is present, a Bottleneck
+/// (1×1, 3×3, 1×1 with expansion 4).
+#[derive(Module, Debug)]
+pub struct Block {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    conv3: Option<Conv2d>,
+    bn3: Option<BatchNorm>,
+    downsample: Option<Downsample>,
+    relu: Relu,
+}
+
+impl Block {
+    fn new(in_ch: usize, planes: usize, stride: usize, bottleneck: bool, device: &Device) -> Self {
+        let out_ch = if bottleneck { planes * 4 } else { planes };
+        let downsample = (stride != 1 || in_ch != out_ch).then(|| Downsample {
+            conv: conv(in_ch, out_ch, 1, stride, device),
+            bn: BatchNormConfig::new(out_ch).init(device),
+        });
+        if bottleneck {
+            Block {
+                conv1: conv(in_ch, planes, 1, 1, device),
+                bn1: BatchNormConfig::new(planes).init(device),
+                conv2: conv(planes, planes, 3, stride, device),
+                bn2: BatchNormConfig::new(planes).init(device),
+                conv3: Some(conv(planes, out_ch, 1, 1, device)),
+                bn3: Some(BatchNormConfig::new(out_ch).init(device)),
+                downsample,
+                relu: Relu::new(),
+            }
+        } else {
+            Block {
+                conv1: conv(in_ch, planes, 3, stride, device),
+                bn1: BatchNormConfig::new(planes).init(device),
+                conv2: conv(planes, planes, 3, 1, device),
+                bn2: BatchNormConfig::new(planes).init(device),
+                conv3: None,
+                bn3: None,
+                downsample,
+                relu: Relu::new(),
+            }
+        }
+    }
+
+    /// # Shapes
+    /// - input `[batch, in_ch, h, w]`
+    /// - output `[batch, out_ch, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let out = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(self.relu.forward(out))),
+            _ => out,
+        };
+        self.relu.forward(out + identity)
+    }
+}
+
+/// One stage: blocks at the same width, the first of which may halve the resolution.
+#[derive(Module, Debug)]
+pub struct Stage {
+    blocks: Vec<Block>,
+}
+
+/// ResNet classifier.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    relu: Relu,
+    maxpool: MaxPool2d,
+    stages: Vec<Stage>,
+    avgpool: AdaptiveAvgPool2d,
+    fc: Linear,
+}
+
+impl ResNet {
+    /// Pooled features before the classifier head.
+    ///
+    /// # Shapes
+    /// - input `[batch, in_channels, size, size]`
+    /// - output `[batch, 8 · width · expansion]`
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = self.maxpool.forward(x);
+        for stage in &self.stages {
+            for block in &stage.blocks {
+                x = block.forward(x);
+            }
+        }
+        let x = self.avgpool.forward(x);
+        let [batch, channels, _, _] = x.dims();
+        x.reshape([batch, channels])
+    }
+
+    /// Class logits.
+    ///
+    /// # Shapes
+    /// - input `[batch, in_channels, size, size]`
+    /// - output `[batch, num_classes]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(self.features(x))
+    }
+
+    /// Logits from already pooled features (for training the head alone).
+    ///
+    /// # Shapes
+    /// - input `[batch, features]`
+    /// - output `[batch, num_classes]`
+    pub fn head(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(features)
+    }
+}

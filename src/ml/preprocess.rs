@@ -1,0 +1,228 @@
+//! From file bytes to the model's input: one path shared by the page, the CLI and training.
+//!
+//! The format is sniffed from the bytes (never the file name); PNG, JPEG, WebP, BMP, TIFF and
+//! GIF decode through the `image` crate; EXIF orientation is applied; colour is collapsed to
+//! 16-bit luminance so 16-bit X-rays keep their depth until normalisation; the image is resized
+//! to the model's square input with one fixed filter (triangle, antialiased) regardless of its
+//! aspect ratio, so neither size nor shape can become a feature; finally intensities in [0, 1]
+//! are standardised with the mean and standard deviation saved with the weights.
+
+use std::io::Cursor;
+
+use burn::prelude::*;
+use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageFormat, ImageReader, Limits, Luma};
+use serde::{Deserialize, Serialize};
+
+/// Largest image accepted, in pixels (checked from the header before decoding).
+pub const MAX_PIXELS: u64 = 60_000_000;
+/// Largest side accepted, in pixels.
+pub const MAX_SIDE: u32 = 20_000;
+/// Smallest side that can still be an X-ray worth classifying.
+pub const MIN_SIDE: u32 = 64;
+
+/// A 16-bit grayscale image.
+pub type Gray16 = ImageBuffer<Luma<u16>, Vec<u16>>;
+
+/// Why a file could not be turned into a model input. Each message is meant to be shown to a
+/// clinician as it is, after the file name.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum InputError {
+    /// Zero bytes.
+    #[error("the file is empty")]
+    Empty,
+    /// A PDF document.
+    #[error("this is a PDF document, not an image; export the X-ray as PNG or JPEG")]
+    Pdf,
+    /// A DICOM file.
+    #[error("this is a DICOM file, which this version cannot read yet; export it as PNG or JPEG")]
+    Dicom,
+    /// Bytes that match no supported format.
+    #[error("not a supported image (PNG, JPEG, WebP, BMP, TIFF or GIF expected)")]
+    UnknownFormat,
+    /// The header claims more pixels than the budget.
+    #[error(
+        "the image is too large ({width}×{height} pixels; at most {max_mp} megapixels and {max_side} pixels a side)"
+    )]
+    TooLarge {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Pixel budget in megapixels.
+        max_mp: u64,
+        /// Longest side allowed.
+        max_side: u32,
+    },
+    /// Too small to be a radiograph.
+    #[error("the image is too small ({width}×{height} pixels; at least {min}×{min} expected)")]
+    TooSmall {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// Smallest side allowed.
+        min: u32,
+    },
+    /// The decoder failed: truncated or corrupt data.
+    #[error("the {format} data is damaged or truncated ({detail})")]
+    Corrupt {
+        /// Format name.
+        format: &'static str,
+        /// Decoder message.
+        detail: String,
+    },
+}
+
+/// Intensity standardisation, fitted on the training images and saved with the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    /// Mean of the [0, 1] intensities.
+    pub mean: f32,
+    /// Standard deviation of the [0, 1] intensities.
+    pub std: f32,
+}
+
+impl Default for Normalization {
+    fn default() -> Self {
+        Self {
+            mean: 0.5,
+            std: 0.25,
+        }
+    }
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Png => "PNG",
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::WebP => "WebP",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::Gif => "GIF",
+        _ => "image",
+    }
+}
+
+/// Decodes any supported image into 16-bit grayscale, with EXIF orientation applied.
+pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
+    if bytes.is_empty() {
+        return Err(InputError::Empty);
+    }
+    if bytes.starts_with(b"%PDF") {
+        return Err(InputError::Pdf);
+    }
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        return Err(InputError::Dicom);
+    }
+    let format = image::guess_format(bytes).map_err(|_| InputError::UnknownFormat)?;
+    let name = format_name(format);
+    if name == "image" {
+        return Err(InputError::UnknownFormat);
+    }
+    let corrupt = |e: image::ImageError| InputError::Corrupt {
+        format: name,
+        detail: e.to_string(),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| match e {
+        image::ImageError::Limits(_) => InputError::TooLarge {
+            width: 0,
+            height: 0,
+            max_mp: MAX_PIXELS / 1_000_000,
+            max_side: MAX_SIDE,
+        },
+        e => corrupt(e),
+    })?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(InputError::TooLarge {
+            width,
+            height,
+            max_mp: MAX_PIXELS / 1_000_000,
+            max_side: MAX_SIDE,
+        });
+    }
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(InputError::TooSmall {
+            width,
+            height,
+            min: MIN_SIDE,
+        });
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    Ok(flatten_to_gray16(img))
+}
+
+/// Collapses colour and alpha to 16-bit luminance. Transparent pixels are composited on black,
+/// the background of a radiograph.
+fn flatten_to_gray16(img: DynamicImage) -> Gray16 {
+    if img.color().has_alpha() {
+        let rgba = img.to_rgba16();
+        let (w, h) = rgba.dimensions();
+        let pixels = rgba
+            .pixels()
+            .map(|p| {
+                let [r, g, b, a] = p.0;
+                let luma =
+                    (2126 * u64::from(r) + 7152 * u64::from(g) + 722 * u64::from(b)) / 10_000;
+                (luma * u64::from(a) / 65_535) as u16
+            })
+            .collect();
+        Gray16::from_raw(w, h, pixels).unwrap_or_else(|| Gray16::new(w, h))
+    } else {
+        img.to_luma16()
+    }
+}
+
+/// Resizes to `size`×`size` (ignoring aspect ratio) and maps intensities to [0, 1].
+pub fn to_square_unit(gray: &Gray16, size: usize) -> Vec<f32> {
+    let side = size as u32;
+    let resized = if gray.dimensions() == (side, side) {
+        gray.clone()
+    } else {
+        image::imageops::resize(gray, side, side, image::imageops::FilterType::Triangle)
+    };
+    resized
+        .into_raw()
+        .into_iter()
+        .map(|v| f32::from(v) / 65_535.0)
+        .collect()
+}
+
+/// Standardises [0, 1] intensities in place.
+pub fn normalize(pixels: &mut [f32], norm: Normalization) {
+    let inv = 1.0 / norm.std;
+    for p in pixels {
+        *p = (*p - norm.mean) * inv;
+    }
+}
+
+/// File bytes to the model's standardised `size`×`size` input, row-major.
+pub fn preprocess(bytes: &[u8], size: usize, norm: Normalization) -> Result<Vec<f32>, InputError> {
+    let gray = decode_gray16(bytes)?;
+    let mut pixels = to_square_unit(&gray, size);
+    normalize(&mut pixels, norm);
+    Ok(pixels)
+}
+
+/// Stacks standardised images into a batch.
+///
+/// # Shapes
+/// - each image: `size · size` values, row-major
+/// - output: `[images.len(), 1, size, size]`
+pub fn batch_tensor(images: &[Vec<f32>], size: usize, device: &Device) -> Tensor<4> {
+    let mut flat = Vec::with_capacity(images.len() * size * size);
+    for img in images {
+        flat.extend_from_slice(img);
+    }
+    Tensor::from_data(TensorData::new(flat, [images.len(), 1, size, size]), device)
+}

@@ -1,0 +1,159 @@
+//! Saving and loading a [`ResNet`]'s parameters.
+//!
+//! The file is Burn's own burnpack format (what `Module::into_record().save()` writes), so any
+//! Burn tool can read it; this module only adds the choice of storage precision (f16 for the
+//! shipped weights, f32 for checkpoints) and an async export for WebGPU, where a synchronous
+//! tensor read is not allowed. Loading casts whatever precision is stored to the model's own.
+
+use burn::{
+    module::{Module, ModuleVisitor, Param, ParamId},
+    prelude::*,
+    store::ModuleRecord,
+    tensor::{Bytes, DType},
+};
+
+use super::model::{ResNet, ResNetConfig};
+
+/// Precision in which parameters are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// 16-bit floats: half the size, for the shipped weights.
+    F16,
+    /// 32-bit floats: exact, for checkpoints.
+    F32,
+}
+
+impl Precision {
+    fn dtype(self) -> DType {
+        match self {
+            Precision::F16 => DType::F16,
+            Precision::F32 => DType::F32,
+        }
+    }
+}
+
+/// Why weights could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// Not a burnpack file, or a damaged one.
+    #[error("the weights file is not readable: {0}")]
+    Format(String),
+    /// A burnpack file for another architecture.
+    #[error("the weights do not fit the model {model}: {detail}")]
+    Mismatch {
+        /// The model's name.
+        model: String,
+        /// What did not fit.
+        detail: String,
+    },
+    /// Reading a tensor back from the device failed.
+    #[error("reading the parameters from the device failed: {0}")]
+    Read(String),
+}
+
+/// A parameter as stored: its module path, id and (lazy) value flattened to one dimension.
+struct Entry {
+    path: String,
+    id: ParamId,
+    shape: Vec<usize>,
+    value: Tensor<1>,
+}
+
+#[derive(Default)]
+struct Collect {
+    path: Vec<String>,
+    entries: Vec<Entry>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.transform_for_save().val();
+        let shape = value.dims().to_vec();
+        let n: usize = shape.iter().product();
+        self.entries.push(Entry {
+            path: self.path.join("."),
+            id: param.id,
+            shape,
+            value: value.reshape([n]),
+        });
+    }
+}
+
+fn collect(model: &ResNet) -> Vec<Entry> {
+    let mut visitor = Collect::default();
+    model.visit(&mut visitor);
+    visitor.entries
+}
+
+fn pack(entries: Vec<(Entry, TensorData)>, precision: Precision) -> Result<Vec<u8>, WeightsError> {
+    let tensors = entries
+        .into_iter()
+        .map(|(entry, data)| {
+            let data = data.convert_dtype(precision.dtype());
+            burn_pack::Tensor::new(
+                entry.path,
+                precision.dtype(),
+                entry.shape,
+                Some(entry.id.val()),
+                data.into_bytes(),
+            )
+        })
+        .collect();
+    let bytes = burn_pack::Writer::new(tensors)
+        .into_bytes()
+        .map_err(|e| WeightsError::Format(e.to_string()))?;
+    Ok(bytes.to_vec())
+}
+
+/// Serialises the parameters, reading them synchronously (CPU backends, native wgpu).
+pub fn to_bytes(model: &ResNet, precision: Precision) -> Result<Vec<u8>, WeightsError> {
+    let entries = collect(model)
+        .into_iter()
+        .map(|e| {
+            let data = e.value.clone().into_data();
+            (e, data)
+        })
+        .collect();
+    pack(entries, precision)
+}
+
+/// Serialises the parameters with async reads (required on WebGPU).
+pub async fn to_bytes_async(model: &ResNet, precision: Precision) -> Result<Vec<u8>, WeightsError> {
+    let mut entries = Vec::new();
+    for e in collect(model) {
+        let data = e
+            .value
+            .clone()
+            .into_data_async()
+            .await
+            .map_err(|err| WeightsError::Read(format!("{err:?}")))?;
+        entries.push((e, data));
+    }
+    pack(entries, precision)
+}
+
+/// Builds the model described by `config` on `device` and loads `bytes` into it.
+pub fn from_bytes(
+    bytes: Vec<u8>,
+    config: &ResNetConfig,
+    device: &Device,
+) -> Result<ResNet, WeightsError> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| WeightsError::Format(e.to_string()))?
+        .cast_to_module_dtype();
+    config
+        .init(device)
+        .try_load_record(record)
+        .map_err(|e| WeightsError::Mismatch {
+            model: config.name(),
+            detail: e.to_string(),
+        })
+}

@@ -1,0 +1,107 @@
+//! The drop zone: drag and drop, click or Enter/Space for the file picker, and paste.
+
+use leptos::{ev, html, prelude::*};
+use wasm_bindgen::JsCast;
+
+use super::{AppState, Input, Source};
+
+fn inputs_from(files: Option<web_sys::FileList>) -> Vec<Input> {
+    let Some(files) = files else {
+        return Vec::new();
+    };
+    (0..files.length())
+        .filter_map(|i| files.get(i))
+        .map(|f| Input {
+            name: f.name(),
+            source: Source::File(f),
+            truth: None,
+        })
+        .collect()
+}
+
+/// Where files go in.
+#[component]
+pub fn DropZone() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let input_ref = NodeRef::<html::Input>::new();
+    let hover = RwSignal::new(false);
+
+    let open_picker = move || {
+        if let Some(input) = input_ref.get() {
+            input.click();
+        }
+    };
+    let on_change = move |_| {
+        if let Some(input) = input_ref.get() {
+            state.submit(inputs_from(input.files()));
+            // Allow choosing the same file again.
+            input.set_value("");
+        }
+    };
+    let on_drop = move |ev: ev::DragEvent| {
+        ev.prevent_default();
+        hover.set(false);
+        state.submit(inputs_from(ev.data_transfer().and_then(|d| d.files())));
+    };
+    let on_keydown = move |ev: ev::KeyboardEvent| {
+        if ev.key() == "Enter" || ev.key() == " " {
+            ev.prevent_default();
+            open_picker();
+        }
+    };
+    let paste = window_event_listener(ev::paste, move |ev: ev::ClipboardEvent| {
+        let inputs = inputs_from(ev.clipboard_data().and_then(|d| d.files()));
+        if !inputs.is_empty() {
+            ev.prevent_default();
+            state.submit(inputs);
+        }
+    });
+    on_cleanup(move || paste.remove());
+
+    view! {
+        <section class="panel">
+            <h2>"Your X-rays"</h2>
+            <div
+                class="dropzone"
+                class:hover=move || hover.get()
+                data-testid="dropzone"
+                role="button"
+                tabindex="0"
+                aria-label="Drop chest X-ray images here, or press Enter to choose files"
+                on:click=move |ev: ev::MouseEvent| {
+                    let on_input = ev
+                        .target()
+                        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                        .is_some();
+                    if !on_input {
+                        open_picker();
+                    }
+                }
+                on:keydown=on_keydown
+                on:dragover=move |ev: ev::DragEvent| {
+                    ev.prevent_default();
+                    hover.set(true);
+                }
+                on:dragleave=move |_| hover.set(false)
+                on:drop=on_drop
+            >
+                <p class="big">"Drop chest X-rays here"</p>
+                <p>"or click, press Enter, or paste an image. PNG, JPEG, WebP, BMP, TIFF, GIF; several at once."</p>
+                <input
+                    type="file"
+                    multiple
+                    accept="image/*,.tif,.tiff"
+                    aria-label="Choose X-ray image files"
+                    node_ref=input_ref
+                    on:change=on_change
+                />
+                <p class="pending" aria-live="polite">
+                    {move || match state.pending.get() {
+                        0 => String::new(),
+                        n => format!("{n} image(s) waiting…"),
+                    }}
+                </p>
+            </div>
+        </section>
+    }
+}

@@ -1,0 +1,319 @@
+//! The Leptos single-page app: drop an X-ray, get a prediction computed in this tab.
+
+mod chart;
+mod dropzone;
+pub mod engine;
+mod gallery;
+mod model_panel;
+mod results;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use leptos::prelude::*;
+
+use crate::ml::card::ModelCard;
+use engine::Backend;
+
+/// Loading state of the model, mirrored in `[data-testid=model-status]`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelState {
+    /// Fetching weights (bytes loaded, total) or preparing a backend.
+    Loading {
+        /// What is happening.
+        what: String,
+        /// Fraction done, when known.
+        fraction: Option<f64>,
+    },
+    /// Ready to classify.
+    Ready,
+    /// Failed; the message says why.
+    Error(String),
+}
+
+/// A classified image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    /// Unique id.
+    pub id: usize,
+    /// File name.
+    pub file: String,
+    /// Where the picture can be shown from.
+    pub thumb: Option<String>,
+    /// NORMAL or PNEUMONIA.
+    pub label: &'static str,
+    /// Calibrated probability of pneumonia.
+    pub p_pneumonia: f32,
+    /// Decision threshold used.
+    pub threshold: f32,
+    /// Inference time in milliseconds.
+    pub ms: f64,
+    /// `webgpu` or `cpu`.
+    pub backend: &'static str,
+    /// The true label, for gallery samples.
+    pub truth: Option<String>,
+}
+
+/// A refused file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorRow {
+    /// Unique id.
+    pub id: usize,
+    /// File name.
+    pub file: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// The app's reactive state, shared through context.
+#[derive(Clone, Copy)]
+pub struct AppState {
+    /// Model loading state.
+    pub model: RwSignal<ModelState>,
+    /// The model card, once loaded.
+    pub card: RwSignal<Option<ModelCard>>,
+    /// The backend in use.
+    pub backend: RwSignal<Backend>,
+    /// Why the backend is what it is (e.g. no WebGPU).
+    pub backend_note: RwSignal<String>,
+    /// Classified images, newest first.
+    pub results: RwSignal<Vec<ResultRow>>,
+    /// Refused files, newest first.
+    pub errors: RwSignal<Vec<ErrorRow>>,
+    /// Images waiting or running.
+    pub pending: RwSignal<usize>,
+}
+
+/// Where the bytes of an input come from.
+pub enum Source {
+    /// A file the user gave.
+    File(web_sys::File),
+    /// A bundled sample, by URL.
+    Url(String),
+}
+
+/// An image waiting to be classified.
+pub struct Input {
+    /// Display name.
+    pub name: String,
+    /// Its bytes.
+    pub source: Source,
+    /// True label, for samples.
+    pub truth: Option<String>,
+}
+
+thread_local! {
+    static QUEUE: RefCell<VecDeque<Input>> = const { RefCell::new(VecDeque::new()) };
+    static RUNNING: RefCell<bool> = const { RefCell::new(false) };
+    static NEXT_ID: RefCell<usize> = const { RefCell::new(0) };
+}
+
+fn next_id() -> usize {
+    NEXT_ID.with_borrow_mut(|n| {
+        *n += 1;
+        *n
+    })
+}
+
+impl AppState {
+    /// Queues inputs and starts working through them when the model is ready.
+    pub fn submit(self, inputs: Vec<Input>) {
+        let n = inputs.len();
+        QUEUE.with_borrow_mut(|q| q.extend(inputs));
+        self.pending.update(|p| *p += n);
+        self.pump();
+    }
+
+    /// Works through the queue unless already doing so or the model is not ready.
+    pub fn pump(self) {
+        if self.model.get_untracked() != ModelState::Ready || RUNNING.with_borrow(|r| *r) {
+            return;
+        }
+        RUNNING.with_borrow_mut(|r| *r = true);
+        leptos::task::spawn_local(async move {
+            loop {
+                if self.model.get_untracked() != ModelState::Ready {
+                    break;
+                }
+                let Some(input) = QUEUE.with_borrow_mut(|q| q.pop_front()) else {
+                    break;
+                };
+                self.classify(input).await;
+                self.pending.update(|p| *p = p.saturating_sub(1));
+                engine::yield_now().await;
+            }
+            RUNNING.with_borrow_mut(|r| *r = false);
+        });
+    }
+
+    fn refuse(self, file: String, reason: String) {
+        self.errors.update(|e| {
+            e.insert(
+                0,
+                ErrorRow {
+                    id: next_id(),
+                    file,
+                    reason,
+                },
+            )
+        });
+    }
+
+    async fn classify(self, input: Input) {
+        let (bytes, thumb) = match &input.source {
+            Source::File(f) => (
+                engine::file_bytes(f).await,
+                web_sys::Url::create_object_url_with_blob(f).ok(),
+            ),
+            Source::Url(u) => (engine::fetch_bytes(u, |_, _| {}).await, Some(u.clone())),
+        };
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => return self.refuse(input.name, format!("could not be read: {e}")),
+        };
+        let backend = self.backend.get_untracked();
+        let classifier = match engine::classifier(backend).await {
+            Ok(c) => c,
+            Err(e) => return self.refuse(input.name, format!("the model is not available: {e}")),
+        };
+        let x = match classifier.preprocess(&bytes) {
+            Ok(x) => x,
+            Err(e) => return self.refuse(input.name, e.to_string()),
+        };
+        let t0 = engine::now_ms();
+        let prediction = classifier.classify_async(&[x]).await;
+        let ms = engine::now_ms() - t0;
+        match prediction {
+            Ok(p) => self.results.update(|r| {
+                r.insert(
+                    0,
+                    ResultRow {
+                        id: next_id(),
+                        file: input.name,
+                        thumb,
+                        label: p[0].label,
+                        p_pneumonia: p[0].p_pneumonia,
+                        threshold: classifier.card.threshold,
+                        ms,
+                        backend: backend.id(),
+                        truth: input.truth,
+                    },
+                )
+            }),
+            Err(e) => self.refuse(input.name, format!("inference failed: {e}")),
+        }
+    }
+
+    /// Prepares `backend` (falling back to the CPU when WebGPU is unavailable) and marks the
+    /// model ready.
+    pub async fn activate(self, wanted: Backend) {
+        self.model.set(ModelState::Loading {
+            what: format!("preparing {}", wanted.label()),
+            fraction: None,
+        });
+        let used = match engine::classifier(wanted).await {
+            Ok(_) => wanted,
+            Err(e) if wanted == Backend::WebGpu => {
+                self.backend_note
+                    .set(format!("{e}; using the CPU instead (slower)."));
+                match engine::classifier(Backend::Cpu).await {
+                    Ok(_) => Backend::Cpu,
+                    Err(e) => return self.model.set(ModelState::Error(e)),
+                }
+            }
+            Err(e) => return self.model.set(ModelState::Error(e)),
+        };
+        self.backend.set(used);
+        self.model.set(ModelState::Ready);
+        self.pump();
+    }
+}
+
+/// The backend asked for in `?backend=`, if any.
+fn backend_from_url() -> Option<Backend> {
+    let search = web_sys::window()?.location().search().ok()?;
+    let params = web_sys::UrlSearchParams::new_with_str(&search).ok()?;
+    Backend::parse(&params.get("backend")?)
+}
+
+/// The whole page.
+#[component]
+pub fn App() -> impl IntoView {
+    let state = AppState {
+        model: RwSignal::new(ModelState::Loading {
+            what: "loading the model".into(),
+            fraction: Some(0.0),
+        }),
+        card: RwSignal::new(None),
+        backend: RwSignal::new(Backend::Cpu),
+        backend_note: RwSignal::new(String::new()),
+        results: RwSignal::new(Vec::new()),
+        errors: RwSignal::new(Vec::new()),
+        pending: RwSignal::new(0),
+    };
+    provide_context(state);
+
+    leptos::task::spawn_local(async move {
+        let progress = move |loaded: f64, total: Option<f64>| {
+            state.model.set(ModelState::Loading {
+                what: format!(
+                    "downloading weights: {:.1} / {} MB",
+                    loaded / 1e6,
+                    total.map_or("?".into(), |t| format!("{:.1}", t / 1e6))
+                ),
+                fraction: total.map(|t| loaded / t.max(1.0)),
+            })
+        };
+        match engine::load_model(progress).await {
+            Ok(card) => {
+                state.card.set(Some(card));
+                let wanted = backend_from_url().unwrap_or(if engine::has_navigator_gpu() {
+                    Backend::WebGpu
+                } else {
+                    Backend::Cpu
+                });
+                if wanted == Backend::Cpu && !engine::has_navigator_gpu() {
+                    state
+                        .backend_note
+                        .set("This browser does not offer WebGPU; running on the CPU.".into());
+                }
+                state.activate(wanted).await;
+            }
+            Err(e) => state.model.set(ModelState::Error(format!(
+                "the model could not be loaded: {e}"
+            ))),
+        }
+    });
+
+    view! {
+        <header class="top">
+            <h1>"Chest X-ray: pneumonia or normal?"</h1>
+            <p class="tagline">
+                "A ResNet runs in this tab with Burn on WebGPU (or the CPU). Your X-ray never leaves your computer."
+            </p>
+            <p class="notice" role="note">
+                <strong>"Not a medical device. "</strong>
+                "A research and teaching demo: do not use it to diagnose or treat anyone."
+            </p>
+        </header>
+        <main>
+            <model_panel::ModelStatus />
+            <dropzone::DropZone />
+            <results::ErrorList />
+            <results::ResultsTable />
+            <gallery::Gallery />
+            <model_panel::ModelCardPanel />
+        </main>
+        <footer>
+            <p>
+                "Sample images: Kermany, Zhang, Goldbaum (2018), Labeled Optical Coherence Tomography (OCT) and Chest X-Ray Images for Classification, Mendeley Data, CC BY 4.0."
+            </p>
+        </footer>
+    }
+}
+
+/// Mounts the app on `<body>`.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}

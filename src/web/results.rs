@@ -1,0 +1,170 @@
+//! Results table with CSV download, and the list of refused files.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::{AppState, ResultRow};
+
+fn csv(rows: &[ResultRow]) -> String {
+    let mut out = String::from("file,label,p_pneumonia,threshold,backend,ms,true_label\n");
+    for r in rows.iter().rev() {
+        let file = r.file.replace('"', "\"\"");
+        out.push_str(&format!(
+            "\"{file}\",{},{:.6},{:.4},{},{:.1},{}\n",
+            r.label,
+            r.p_pneumonia,
+            r.threshold,
+            r.backend,
+            r.ms,
+            r.truth.clone().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+fn download(name: &str, text: &str, mime: &str) -> Option<()> {
+    let parts = js_sys::Array::of1(&text.into());
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).ok()?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).ok()?;
+    let doc = web_sys::window()?.document()?;
+    let a: web_sys::HtmlAnchorElement = doc.create_element("a").ok()?.dyn_into().ok()?;
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    web_sys::Url::revoke_object_url(&url).ok()
+}
+
+/// One result.
+#[component]
+fn ResultItem(row: ResultRow) -> impl IntoView {
+    let pct = row.p_pneumonia * 100.0;
+    let class = if row.label == "PNEUMONIA" {
+        "label pneumonia"
+    } else {
+        "label normal"
+    };
+    let truth = row.truth.clone().map(|t| {
+        let ok = t == row.label;
+        view! {
+            <span class=if ok { "truth ok" } else { "truth wrong" }>
+                {format!("true: {t} {}", if ok { "✓" } else { "✗" })}
+            </span>
+        }
+    });
+    view! {
+        <tr
+            data-testid="prediction"
+            data-file=row.file.clone()
+            data-label=row.label
+            data-p-pneumonia=format!("{:.6}", row.p_pneumonia)
+            data-backend=row.backend
+            data-ms=format!("{:.2}", row.ms)
+        >
+            <td class="thumb">
+                {row.thumb.clone().map(|src| view! { <img src=src alt=format!("X-ray {}", row.file) /> })}
+            </td>
+            <td class="file">{row.file.clone()}</td>
+            <td>
+                <span class=class>{row.label}</span>
+                " "
+                {truth}
+            </td>
+            <td class="prob">
+                <div
+                    class="bar"
+                    role="meter"
+                    aria-valuemin="0"
+                    aria-valuemax="100"
+                    aria-valuenow=format!("{pct:.1}")
+                    aria-label="probability of pneumonia"
+                >
+                    <div class="fill" style=format!("width: {pct:.1}%")></div>
+                    <div class="threshold" style=format!("left: {:.1}%", row.threshold * 100.0) title="decision threshold"></div>
+                </div>
+                <span>{format!("P(pneumonia) {pct:.1} %")}</span>
+            </td>
+            <td class="ms">{format!("{:.0} ms", row.ms)}</td>
+            <td>{row.backend}</td>
+        </tr>
+    }
+}
+
+/// All results, newest first.
+#[component]
+pub fn ResultsTable() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    view! {
+        <section class="panel" aria-live="polite">
+            <h2>"Predictions"</h2>
+            <Show
+                when=move || !state.results.get().is_empty()
+                fallback=|| view! { <p class="muted">"No X-ray classified yet."</p> }
+            >
+                <p class="legend">
+                    "The bar shows P(pneumonia); the dark mark is the decision threshold. "
+                    <button
+                        data-testid="download-csv"
+                        on:click=move |_| {
+                            let _ = download("xray-predictions.csv", &csv(&state.results.get_untracked()), "text/csv");
+                        }
+                    >
+                        "Download CSV"
+                    </button>
+                    " "
+                    <button on:click=move |_| state.results.set(Vec::new())>"Clear"</button>
+                </p>
+                <table class="results">
+                    <thead>
+                        <tr>
+                            <th>"Image"</th>
+                            <th>"File"</th>
+                            <th>"Result"</th>
+                            <th>"Probability"</th>
+                            <th>"Time"</th>
+                            <th>"Backend"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || state.results.get()
+                            key=|r| r.id
+                            children=|row| view! { <ResultItem row=row /> }
+                        />
+                    </tbody>
+                </table>
+            </Show>
+        </section>
+    }
+}
+
+/// Files that could not be classified, each with its reason.
+#[component]
+pub fn ErrorList() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    view! {
+        <div role="alert" class="errors">
+            <For
+                each=move || state.errors.get()
+                key=|e| e.id
+                children=move |e| {
+                    let id = e.id;
+                    view! {
+                        <p class="error" data-testid="error" data-file=e.file.clone()>
+                            <strong>{e.file.clone()}</strong>
+                            {format!(": {}", e.reason)}
+                            " "
+                            <button
+                                aria-label="dismiss"
+                                on:click=move |_| state.errors.update(|v| v.retain(|x| x.id != id))
+                            >
+                                "×"
+                            </button>
+                        </p>
+                    }
+                }
+            />
+        </div>
+    }
+}

@@ -1,0 +1,269 @@
+//! The `xray` command line on good and bad files and folders.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/public/samples");
+
+fn xray(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_xray"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run xray");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "xray panicked: {stderr}");
+    out
+}
+
+fn samples() -> Vec<(String, String)> {
+    let manifest: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(format!("{SAMPLES}/manifest.json")).unwrap())
+            .unwrap();
+    manifest
+        .iter()
+        .map(|s| {
+            (
+                format!("{SAMPLES}/{}", s["file"].as_str().unwrap()),
+                s["label"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xray-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// DIR/{NORMAL,PNEUMONIA}/ with `n` bundled samples of each class.
+fn class_folder(name: &str, n: usize) -> PathBuf {
+    let dir = tmp(name);
+    for class in ["NORMAL", "PNEUMONIA"] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for (path, _) in samples().iter().filter(|(_, l)| l == class).take(n) {
+            let file = Path::new(path).file_name().unwrap();
+            std::fs::copy(path, dir.join(class).join(file)).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn predict_json_classifies_good_files_and_refuses_bad_ones() {
+    let dir = tmp("predict");
+    let text = dir.join("notes.png");
+    std::fs::write(&text, "not an image").unwrap();
+    let empty = dir.join("empty.jpeg");
+    std::fs::write(&empty, "").unwrap();
+    let s = samples();
+    let out = xray(&[
+        "predict",
+        "--json",
+        &s[0].0,
+        text.to_str().unwrap(),
+        &s[1].0,
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused file makes the exit status 1"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for i in [0, 2] {
+        let label = lines[i]["label"].as_str().unwrap();
+        assert!(label == "NORMAL" || label == "PNEUMONIA");
+        let p = lines[i]["p_pneumonia"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+        assert!(lines[i].get("error").is_none());
+    }
+    assert_eq!(lines[1]["file"], text.to_str().unwrap());
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a supported image")
+    );
+    assert!(lines[3]["error"].as_str().unwrap().contains("empty"));
+}
+
+#[test]
+fn predict_exits_zero_when_every_file_is_classified() {
+    let s = samples();
+    let out = xray(&["predict", &s[0].0, &s[5].0]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.contains("P(pneumonia)"));
+}
+
+#[test]
+fn the_shipped_model_gets_the_held_out_samples_mostly_right() {
+    let s = samples();
+    let mut args = vec!["predict", "--json"];
+    args.extend(s.iter().map(|(p, _)| p.as_str()));
+    let out = xray(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let correct = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .zip(&s)
+        .filter(|(l, (_, truth))| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["label"] == truth.as_str()
+        })
+        .count();
+    assert!(
+        correct * 10 >= s.len() * 8,
+        "only {correct}/{} right",
+        s.len()
+    );
+}
+
+#[test]
+fn eval_json_reports_every_metric() {
+    let dir = class_folder("eval", 4);
+    let out = xray(&["eval", "--json", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let m: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(m["n"], 8);
+    for key in [
+        "accuracy",
+        "auc",
+        "sensitivity",
+        "specificity",
+        "precision",
+        "f1",
+        "ece",
+        "threshold",
+    ] {
+        assert!(m[key].is_number(), "{key} missing");
+    }
+    let c = &m["confusion"];
+    let total: u64 = ["tp", "fp", "tn", "fn"]
+        .iter()
+        .map(|k| c[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 8);
+}
+
+#[test]
+fn train_tiny_run_writes_a_loadable_model() {
+    let data = class_folder("train-data", 6);
+    let out_dir = tmp("train-out");
+    let out = xray(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--size",
+        "64",
+        "--width",
+        "8",
+        "--batch",
+        "4",
+        "--val-fraction",
+        "0.34",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["history"].as_array().unwrap().len(), 2);
+    assert_eq!(card["training"]["data"]["val_normal"], 2);
+    assert!(out_dir.join("history.csv").is_file());
+    // --resume with all epochs done only re-exports.
+    let again = xray(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--size",
+        "64",
+        "--width",
+        "8",
+        "--batch",
+        "4",
+        "--val-fraction",
+        "0.34",
+        "--resume",
+    ]);
+    assert_eq!(again.status.code(), Some(0));
+    let s = samples();
+    let pred = xray(&["predict", "--model", out_dir.to_str().unwrap(), &s[0].0]);
+    assert_eq!(pred.status.code(), Some(0));
+}
+
+#[test]
+fn bad_data_folders_give_clear_errors() {
+    let missing = tmp("missing-class");
+    std::fs::create_dir_all(missing.join("NORMAL")).unwrap();
+    std::fs::copy(&samples()[0].0, missing.join("NORMAL/a.jpeg")).unwrap();
+    let out = xray(&[
+        "train",
+        "--data",
+        missing.to_str().unwrap(),
+        "--out",
+        tmp("o1").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PNEUMONIA: the class folder is missing")
+    );
+
+    let empty = tmp("empty-class");
+    std::fs::create_dir_all(empty.join("NORMAL")).unwrap();
+    std::fs::create_dir_all(empty.join("PNEUMONIA")).unwrap();
+    let out = xray(&["eval", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no images"));
+
+    let junk = class_folder("junk", 2);
+    std::fs::write(junk.join("PNEUMONIA/readme.txt"), "hello").unwrap();
+    let out = xray(&[
+        "train",
+        "--data",
+        junk.to_str().unwrap(),
+        "--out",
+        tmp("o2").to_str().unwrap(),
+        "--size",
+        "64",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not usable images") && err.contains("readme.txt"),
+        "{err}"
+    );
+
+    let nothing = tmp("no-layout");
+    let out = xray(&["train", "--data", nothing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected NORMAL/ and PNEUMONIA/"));
+}

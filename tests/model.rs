@@ -1,0 +1,148 @@
+//! The model: shapes for each depth, weights round trip (f32 exact, f16 close), a training step
+//! that lowers the loss on real X-rays, and wgpu agreeing with the CPU.
+
+use burn::{optim::AdamWConfig, prelude::*};
+use xray_web::ml::{
+    model::{Depth, ResNetConfig},
+    preprocess::{self, Normalization},
+    train,
+    weights::{self, Precision},
+};
+
+fn random_batch(n: usize, size: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = train::Rng::new(seed);
+    (0..n)
+        .map(|_| (0..size * size).map(|_| rng.normal()).collect())
+        .collect()
+}
+
+fn logits(
+    model: &xray_web::ml::model::ResNet,
+    x: &[Vec<f32>],
+    size: usize,
+    device: &Device,
+) -> Vec<f32> {
+    model
+        .forward(preprocess::batch_tensor(x, size, device))
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn every_depth_has_the_right_shapes() {
+    let device = Device::flex();
+    for (depth, features) in [
+        (Depth::Resnet18, 64),
+        (Depth::Resnet34, 64),
+        (Depth::Resnet50, 256),
+    ] {
+        let config = ResNetConfig::new(depth, 8, 64);
+        let model = config.init(&device).valid();
+        let x = preprocess::batch_tensor(&random_batch(3, 64, 1), 64, &device);
+        assert_eq!(model.features(x.clone()).dims(), [3, features], "{depth:?}");
+        assert_eq!(model.forward(x).dims(), [3, 2], "{depth:?}");
+    }
+    // torchvision's ResNet-18 has 11,689,512 learnable parameters (RGB input, 1000 classes).
+    // Grayscale input removes 2·64·7·7 stem weights; two classes remove 998·512 + 998 head
+    // weights. Burn also counts BatchNorm's running mean and variance: 2 × 4,800 channels.
+    let r18 = ResNetConfig::new(Depth::Resnet18, 64, 224).init(&device);
+    let learnable = 11_689_512 - 2 * 64 * 7 * 7 - (998 * 512 + 998);
+    assert_eq!(r18.num_params(), learnable + 2 * 4_800);
+}
+
+#[test]
+fn weights_round_trip() {
+    let device = Device::flex();
+    let config = ResNetConfig::new(Depth::Resnet18, 8, 64);
+    let model = config.init(&device).valid();
+    let x = random_batch(2, 64, 3);
+    let reference = logits(&model, &x, 64, &device);
+
+    let f32_bytes = weights::to_bytes(&model, Precision::F32).unwrap();
+    let loaded = weights::from_bytes(f32_bytes, &config, &device)
+        .unwrap()
+        .valid();
+    assert_eq!(logits(&loaded, &x, 64, &device), reference);
+
+    let f16_bytes = weights::to_bytes(&model, Precision::F16).unwrap();
+    let half = weights::from_bytes(f16_bytes.clone(), &config, &device)
+        .unwrap()
+        .valid();
+    let out = logits(&half, &x, 64, &device);
+    let diff = out
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 2e-2, "f16 drifts by {diff}");
+
+    // The wrong architecture and garbage are refused with an error, not a panic.
+    let other = ResNetConfig::new(Depth::Resnet18, 16, 64);
+    assert!(weights::from_bytes(f16_bytes, &other, &device).is_err());
+    assert!(weights::from_bytes(b"not weights".to_vec(), &config, &device).is_err());
+}
+
+/// Loads `n` bundled real X-rays of each class.
+fn real_batch(n: usize, size: usize) -> (Vec<Vec<f32>>, Vec<i64>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/public/samples/");
+    let manifest: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(format!("{dir}manifest.json")).unwrap()).unwrap();
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for class in ["NORMAL", "PNEUMONIA"] {
+        for s in manifest.iter().filter(|s| s["label"] == class).take(n) {
+            let bytes = std::fs::read(format!("{dir}{}", s["file"].as_str().unwrap())).unwrap();
+            images.push(preprocess::preprocess(&bytes, size, Normalization::default()).unwrap());
+            labels.push(i64::from(class == "PNEUMONIA"));
+        }
+    }
+    (images, labels)
+}
+
+#[test]
+fn training_steps_lower_the_loss_on_real_images() {
+    let device = Device::flex();
+    device.seed(7);
+    let ad = device.clone().autodiff();
+    let size = 64;
+    let config = ResNetConfig::new(Depth::Resnet18, 8, size);
+    let mut model = config.init(&ad);
+    let mut optim = AdamWConfig::new().init();
+    let (images, labels) = real_batch(4, size);
+    let mut losses = Vec::new();
+    for _ in 0..8 {
+        let x = preprocess::batch_tensor(&images, size, &ad);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &ad);
+        let out = train::train_step(model, &mut optim, x, y, [1.0, 1.0], 3e-3);
+        model = out.model;
+        losses.push(out.loss.into_scalar::<f32>());
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[7] < 0.7 * losses[0], "loss did not fall: {losses:?}");
+}
+
+/// Native wgpu (Vulkan through lavapipe here, any GPU elsewhere) agrees with the CPU backend.
+/// Set XRAY_SKIP_WGPU=1 only on machines that have no Vulkan driver at all.
+#[test]
+fn wgpu_agrees_with_cpu() {
+    if std::env::var_os("XRAY_SKIP_WGPU").is_some() {
+        eprintln!("XRAY_SKIP_WGPU set: skipped");
+        return;
+    }
+    let cpu = Device::flex();
+    let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let config = ResNetConfig::new(Depth::Resnet18, 8, 64);
+    let model = config.init(&cpu).valid();
+    let bytes = weights::to_bytes(&model, Precision::F32).unwrap();
+    let on_gpu = weights::from_bytes(bytes, &config, &gpu).unwrap().valid();
+    let x = random_batch(2, 64, 5);
+    let a = logits(&model, &x, 64, &cpu);
+    let b = logits(&on_gpu, &x, 64, &gpu);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-3, "wgpu differs from CPU by {diff}");
+}
