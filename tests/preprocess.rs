@@ -220,15 +220,27 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 /// The wasm test asserts the same numbers: the same file gives the same tensor natively and in
-/// the browser.
+/// the browser. The fixture is a snapshot: when it is missing this test writes it and fails, so
+/// that it is reviewed and committed.
 #[test]
 fn preprocessing_matches_the_shared_fixture() {
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/preprocess.json")).unwrap();
-    let bytes = std::fs::read(format!("{SAMPLE}{}", fixture["file"].as_str().unwrap())).unwrap();
-    let size = fixture["size"].as_u64().unwrap() as usize;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/preprocess.json"
+    );
+    let (file, size) = ("normal-01.jpeg", 128usize);
+    let bytes = std::fs::read(format!("{SAMPLE}{file}")).unwrap();
     let x = preprocess::preprocess(&bytes, size, Normalization::default()).unwrap();
     let sum: f64 = x.iter().map(|&v| f64::from(v)).sum();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        let fixture =
+            serde_json::json!({"file": file, "size": size, "sum": sum, "first": &x[..64]});
+        std::fs::write(path, serde_json::to_string_pretty(&fixture).unwrap()).unwrap();
+        panic!("wrote the missing snapshot {path}; review and commit it");
+    };
+    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(fixture["file"], file);
+    assert_eq!(fixture["size"], size);
     assert!(
         (sum - fixture["sum"].as_f64().unwrap()).abs() < 1e-3,
         "sum {sum}"

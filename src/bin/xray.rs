@@ -62,6 +62,18 @@ mod native {
         },
         /// Train a model (see README: Training).
         Train(cli::train::TrainArgs),
+        /// Measure inference speed: median latency at batch 1 and throughput at batch 16.
+        Bench {
+            /// Folder with card.json and the weights (default: public/model).
+            #[arg(long)]
+            model: Option<PathBuf>,
+            /// cpu or wgpu.
+            #[arg(long, default_value = "cpu")]
+            device: String,
+            /// Timed runs at batch 1.
+            #[arg(long, default_value_t = 40)]
+            runs: usize,
+        },
         /// Print the held-out validation files that `train` would use (one path a line).
         Split {
             /// Data folder, as for train.
@@ -166,6 +178,23 @@ mod native {
                         c.tp, c.fp, c.tn, c.fn_
                     );
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Bench {
+                model,
+                device,
+                runs,
+            } => {
+                let dir = cli::model_dir(model.as_deref());
+                let classifier = cli::load_classifier(&dir, cli::device_named(&device)?)?;
+                let (ms, per_sec) = cli::bench(&classifier, runs.max(1))?;
+                println!(
+                    "{} on {device}: {ms:.1} ms/image (median, batch 1), {per_sec:.1} images/s (batch 16), weights {:.2} MB ({}), peak memory {:.0} MB",
+                    classifier.card.name,
+                    classifier.card.weights_bytes as f64 / 1e6,
+                    classifier.card.weights_dtype,
+                    cli::peak_rss_mb()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Command::Split {

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{CliError, dataset, device_named, git_commit, hardware};
+use super::{CliError, dataset, device_named, git_commit, hardware, peak_rss_mb};
 use crate::ml::{
     card::{CLASSES, DataCounts, EpochLog, ModelCard, TrainingInfo},
     metrics,
@@ -399,16 +399,18 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
             lr,
             images_per_sec: seen as f64 / train_secs.max(1e-9),
             seconds: t0.elapsed().as_secs_f64(),
+            peak_rss_mb: peak_rss_mb(),
         };
         eprintln!(
-            "epoch {epoch}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} AUC {:.4} | {:.1} img/s, {:.0} s",
+            "epoch {epoch}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} AUC {:.4} | {:.1} img/s, {:.0} s, peak memory {:.0} MB",
             log.train_loss,
             log.train_accuracy,
             log.val_loss,
             log.val_accuracy,
             log.val_auc,
             log.images_per_sec,
-            log.seconds
+            log.seconds,
+            log.peak_rss_mb
         );
         state.seconds += log.seconds;
         state.history.push(log);
@@ -506,7 +508,10 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
             seconds: state.seconds,
             hardware: format!("{} on {}", args.device, hardware()),
             git_commit: commit,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            command: std::iter::once("xray".to_string())
+                .chain(std::env::args().skip(1))
+                .collect::<Vec<_>>()
+                .join(" "),
         },
         history: state.history.clone(),
     };

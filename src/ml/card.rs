@@ -29,6 +29,9 @@ pub struct EpochLog {
     pub images_per_sec: f64,
     /// Wall-clock seconds for the epoch, validation included.
     pub seconds: f64,
+    /// Peak resident memory of the training process so far, MB (0 where not measured).
+    #[serde(default)]
+    pub peak_rss_mb: f64,
 }
 
 /// Image counts of the data the model saw.

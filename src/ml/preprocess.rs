@@ -123,6 +123,13 @@ pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
         format: name,
         detail: e.to_string(),
     };
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a cut-off scan with grey instead of failing.
+        return Err(InputError::Corrupt {
+            format: name,
+            detail: "the file ends before the end of the image data".into(),
+        });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -160,6 +167,17 @@ pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);
     Ok(flatten_to_gray16(img))
+}
+
+/// Whether a JPEG has an end-of-image marker after its last scan. Scan data cannot contain
+/// `FF D9` (a literal `FF` is stuffed as `FF 00`), so a file cut inside its image data has none
+/// after the last start-of-scan; an EOI inside an embedded thumbnail comes before it.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
 }
 
 /// Collapses colour and alpha to 16-bit luminance. Transparent pixels are composited on black,

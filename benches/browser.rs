@@ -1,0 +1,96 @@
+//! Browser benchmark (not a test): in headless Chromium, for WebGPU and the CPU backend, the
+//! cold start (fresh profile, page open to model ready), the median per-image inference time
+//! over the 24 gallery samples, and the sizes of the wasm and the weights.
+//!
+//! `trunk build --release && cargo bench --bench browser`
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+
+use fantoccini::Locator;
+use support::{PREFIX, ROOT, js, open_until_ready, serve_dist, wait_for};
+
+fn gzip_size(path: &Path) -> Option<u64> {
+    let out = std::process::Command::new("gzip")
+        .arg("-9c")
+        .arg(path)
+        .output()
+        .ok()?;
+    Some(out.stdout.len() as u64)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let (origin, _log) = serve_dist();
+    let n = support::samples().len();
+    println!(
+        "| backend | cold start (ms) | median inference (ms/image, {n} samples) | min | max |"
+    );
+    println!("|---|---|---|---|---|");
+    for backend in ["webgpu", "cpu"] {
+        let (c, _driver) = support::browser().await;
+        let cold = open_until_ready(&c, &format!("{origin}{PREFIX}?backend={backend}")).await;
+        let button = loop {
+            if let Ok(b) = c
+                .find(Locator::Css("[data-testid=classify-all-samples]"))
+                .await
+            {
+                break b;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        button.click().await.unwrap();
+        wait_for(
+            &c,
+            &format!("return document.querySelectorAll('[data-testid=prediction]').length === {n}"),
+            900,
+            "all samples classified",
+        )
+        .await;
+        let ms: Vec<f64> = js(&c, "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => parseFloat(e.dataset.ms))")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .collect();
+        let used = js(
+            &c,
+            "return document.querySelector('[data-testid=prediction]').dataset.backend",
+        )
+        .await;
+        assert_eq!(used, backend, "the page fell back to another backend");
+        let min = ms.iter().copied().fold(f64::MAX, f64::min);
+        let max = ms.iter().copied().fold(f64::MIN, f64::max);
+        println!(
+            "| {backend} | {cold:.0} | {:.1} | {min:.1} | {max:.1} |",
+            median(ms)
+        );
+        c.close().await.unwrap();
+    }
+    let dist = Path::new(ROOT).join("dist");
+    let wasm = dist.join("xray-web_bg.wasm");
+    let weights = dist.join("public/model/model.bpk");
+    for (name, path) in [("wasm", &wasm), ("weights", &weights)] {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "{name}: {:.2} MB ({:.2} MB gzip)",
+            size as f64 / 1e6,
+            gzip_size(path).unwrap_or(0) as f64 / 1e6
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Shared by the end-to-end tests and the browser benchmark: a static server for `dist/` under a
+//! sub-path that logs every request, and headless Chromium driven through chromedriver.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{Value, json};
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub const PREFIX: &str = "/some/sub/dir/";
+
+/// A static file server for `dist/` under [`PREFIX`], recording every path asked for.
+pub fn serve(dist: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let dist = dist.clone();
+            let log = log2.clone();
+            std::thread::spawn(move || handle(stream, &dist, &log));
+        }
+    });
+    (port, log)
+}
+
+fn handle(mut stream: TcpStream, dist: &Path, log: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut header = String::new();
+    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        header.clear();
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    log.lock().unwrap().push(path.clone());
+    let path = path.split('?').next().unwrap_or("");
+    let file = path
+        .strip_prefix(PREFIX)
+        .map(|p| if p.is_empty() { "index.html" } else { p })
+        .filter(|p| !p.contains(".."))
+        .map(|p| dist.join(p));
+    let (status, body, mime) = match file.and_then(|f| std::fs::read(&f).ok().map(|b| (f, b))) {
+        Some((f, body)) => {
+            let mime = match f.extension().and_then(|e| e.to_str()).unwrap_or("") {
+                "html" => "text/html; charset=utf-8",
+                "js" => "text/javascript",
+                "wasm" => "application/wasm",
+                "css" => "text/css",
+                "json" => "application/json",
+                "jpeg" | "jpg" => "image/jpeg",
+                "png" => "image/png",
+                _ => "application/octet-stream",
+            };
+            ("200 OK", body, mime)
+        }
+        None => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&body);
+}
+
+pub struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        // Chromium outlives a killed chromedriver: end its children too.
+        let _ = Command::new("pkill")
+            .args(["-P", &self.0.id().to_string()])
+            .status();
+    }
+}
+
+pub async fn browser() -> (Client, Driver) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (apt-get install chromium-driver)");
+    let driver = Driver(child);
+    let profile =
+        std::env::temp_dir().join(format!("xray-e2e-profile-{}-{port}", std::process::id()));
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1280,1600",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let caps = match caps {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => return (c, driver),
+            Err(e) if Instant::now() > deadline => panic!("chromedriver did not answer: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+pub async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// Polls `script` until it returns something truthy, or fails after `secs`.
+pub async fn wait_for(c: &Client, script: &str, secs: u64, what: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = js(c, script).await;
+        if !(v.is_null() || v == json!(false)) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let status = js(c, "const s = document.querySelector('[data-testid=model-status]'); return s && s.textContent").await;
+            panic!("timed out waiting for {what}; model status: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The bundled samples: (file name, label).
+pub fn samples() -> Vec<(String, String)> {
+    let manifest: Vec<Value> = serde_json::from_slice(
+        &std::fs::read(format!("{ROOT}/public/samples/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    manifest
+        .iter()
+        .map(|s| {
+            (
+                s["file"].as_str().unwrap().to_string(),
+                s["label"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Serves `dist/` (which must have been built) and returns (origin, request log).
+pub fn serve_dist() -> (String, Arc<Mutex<Vec<String>>>) {
+    let dist = Path::new(ROOT).join("dist");
+    assert!(
+        dist.join("index.html").is_file(),
+        "build the site first: trunk build --release"
+    );
+    let (port, log) = serve(dist);
+    (format!("http://127.0.0.1:{port}"), log)
+}
+
+/// Opens `url` and waits until the model is ready; returns the milliseconds that took.
+pub async fn open_until_ready(c: &Client, url: &str) -> f64 {
+    let t0 = Instant::now();
+    c.goto(url).await.unwrap();
+    wait_for(c, "const s = document.querySelector('[data-testid=model-status]'); return s && s.dataset.state === 'ready'", 600, "model ready").await;
+    t0.elapsed().as_secs_f64() * 1000.0
+}
