@@ -35,6 +35,11 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let args: Vec<String> = std::env::args().collect();
+    let screenshot = args
+        .iter()
+        .position(|a| a == "--screenshot")
+        .and_then(|i| args.get(i + 1).cloned());
     let (origin, _log) = serve_dist();
     let n = support::samples().len();
     println!(
@@ -80,6 +85,12 @@ async fn main() {
             "| {backend} | {cold:.0} | {:.1} | {min:.1} | {max:.1} |",
             median(ms)
         );
+        // `cargo bench --bench browser -- --screenshot docs/screenshot.png` saves the page.
+        if let Some(path) = screenshot.as_ref().filter(|_| backend == "webgpu") {
+            js(&c, "document.querySelector('[data-testid=dropzone]').scrollIntoView()").await;
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(Path::new(ROOT).join(path), png).unwrap();
+        }
         c.close().await.unwrap();
     }
     let dist = Path::new(ROOT).join("dist");

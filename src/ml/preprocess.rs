@@ -173,7 +173,11 @@ pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
 /// `FF D9` (a literal `FF` is stuffed as `FF 00`), so a file cut inside its image data has none
 /// after the last start-of-scan; an EOI inside an embedded thumbnail comes before it.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w[0] == 0xFF && w[1] == marker);
+    let last = |marker: u8| {
+        bytes
+            .windows(2)
+            .rposition(|w| w[0] == 0xFF && w[1] == marker)
+    };
     match (last(0xDA), last(0xD9)) {
         (Some(sos), Some(eoi)) => eoi > sos,
         _ => false,
