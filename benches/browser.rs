@@ -87,7 +87,11 @@ async fn main() {
         );
         // `cargo bench --bench browser -- --screenshot docs/screenshot.png` saves the page.
         if let Some(path) = screenshot.as_ref().filter(|_| backend == "webgpu") {
-            js(&c, "document.querySelector('[data-testid=dropzone]').scrollIntoView()").await;
+            js(
+                &c,
+                "document.querySelector('[data-testid=dropzone]').scrollIntoView()",
+            )
+            .await;
             let png = c.screenshot().await.unwrap();
             std::fs::write(Path::new(ROOT).join(path), png).unwrap();
         }
