@@ -163,11 +163,9 @@ fn eval_json_reports_every_metric() {
     assert_eq!(total, 8);
 }
 
-#[test]
-fn train_tiny_run_writes_a_loadable_model() {
-    let data = class_folder("train-data", 6);
-    let out_dir = tmp("train-out");
-    let out = xray(&[
+/// Runs a tiny `xray train` (2 epochs, 64 px, width 8, batch 4) with `extra` options.
+fn train_tiny(data: &Path, out_dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
         "train",
         "--data",
         data.to_str().unwrap(),
@@ -181,9 +179,16 @@ fn train_tiny_run_writes_a_loadable_model() {
         "8",
         "--batch",
         "4",
-        "--val-fraction",
-        "0.34",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    xray(&args)
+}
+
+#[test]
+fn train_tiny_run_writes_a_loadable_model() {
+    let data = class_folder("train-data", 6);
+    let out_dir = tmp("train-out");
+    let out = train_tiny(&data, &out_dir, &["--val-fraction", "0.34"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -196,24 +201,7 @@ fn train_tiny_run_writes_a_loadable_model() {
     assert_eq!(card["training"]["data"]["val_normal"], 2);
     assert!(out_dir.join("history.csv").is_file());
     // --resume with all epochs done only re-exports.
-    let again = xray(&[
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--size",
-        "64",
-        "--width",
-        "8",
-        "--batch",
-        "4",
-        "--val-fraction",
-        "0.34",
-        "--resume",
-    ]);
+    let again = train_tiny(&data, &out_dir, &["--val-fraction", "0.34", "--resume"]);
     assert_eq!(again.status.code(), Some(0));
     let s = samples();
     let pred = xray(&["predict", "--model", out_dir.to_str().unwrap(), &s[0].0]);
@@ -225,25 +213,7 @@ fn training_is_deterministic_for_a_seed() {
     let data = class_folder("det-data", 5);
     let run = |name: &str, seed: &str| {
         let out_dir = tmp(name);
-        let out = xray(&[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--size",
-            "64",
-            "--width",
-            "8",
-            "--batch",
-            "4",
-            "--val-fraction",
-            "0.4",
-            "--seed",
-            seed,
-        ]);
+        let out = train_tiny(&data, &out_dir, &["--val-fraction", "0.4", "--seed", seed]);
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -209,7 +209,7 @@ pub fn evaluate(
         classifier.card.normalization,
         size,
         &classifier.device,
-    );
+    )?;
     let probs: Vec<f32> = margins
         .iter()
         .map(|&m| metrics::sigmoid(m / classifier.card.temperature))

@@ -150,7 +150,7 @@ pub fn margins(
     norm: Normalization,
     size: usize,
     device: &Device,
-) -> Vec<f32> {
+) -> Result<Vec<f32>, CliError> {
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(64) {
         let batch: Vec<Vec<f32>> = chunk
@@ -162,10 +162,15 @@ pub fn margins(
             })
             .collect();
         let logits = model.forward(preprocess::batch_tensor(&batch, size, device));
-        let values = logits.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let values = read_f32(logits.into_data())?;
         out.extend(values.chunks_exact(2).map(|l| l[1] - l[0]));
     }
-    out
+    Ok(out)
+}
+
+fn read_f32(data: TensorData) -> Result<Vec<f32>, CliError> {
+    data.try_to_vec::<f32>()
+        .map_err(|e| CliError::Weights(crate::ml::weights::WeightsError::Read(format!("{e:?}"))))
 }
 
 fn mean_nll(margins: &[f32], labels: &[bool]) -> f64 {
@@ -362,11 +367,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
             let step = train::train_step(model, &mut optim, x, y, class_weights, lr);
             model = step.model;
             let loss: f32 = step.loss.into_scalar();
-            let logits = step
-                .logits
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
+            let logits = read_f32(step.logits.into_data())?;
             correct += logits
                 .chunks_exact(2)
                 .zip(&labels)
@@ -386,7 +387,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         let train_secs = t0.elapsed().as_secs_f64();
 
         let valid = model.valid();
-        let val_margins = margins(&valid, &val_set.images, norm, args.size, &device);
+        let val_margins = margins(&valid, &val_set.images, norm, args.size, &device)?;
         let val_probs = probs(&val_margins, 1.0);
         let m = metrics::evaluate(&val_probs, &val_set.labels, 0.5);
         let log = EpochLog {
@@ -436,7 +437,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let best_path = ckpt.join("best.bpk");
     let best_bytes = std::fs::read(&best_path).map_err(io(&best_path))?;
     let best = weights::from_bytes(best_bytes, &config, &device)?.valid();
-    let val_margins = margins(&best, &val_set.images, norm, args.size, &device);
+    let val_margins = margins(&best, &val_set.images, norm, args.size, &device)?;
     let temperature = metrics::fit_temperature(&val_margins, &val_set.labels);
     let threshold = metrics::fit_threshold(&probs(&val_margins, temperature), &val_set.labels);
     let f32_metrics = metrics::evaluate(
@@ -447,7 +448,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
 
     let f16_bytes = weights::to_bytes(&best, Precision::F16)?;
     let f16_model = weights::from_bytes(f16_bytes.clone(), &config, &device)?.valid();
-    let f16_margins = margins(&f16_model, &val_set.images, norm, args.size, &device);
+    let f16_margins = margins(&f16_model, &val_set.images, norm, args.size, &device)?;
     let f16_metrics = metrics::evaluate(
         &probs(&f16_margins, temperature),
         &val_set.labels,
@@ -472,7 +473,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let kaggle_val = match &layout.kaggle_val {
         Some(dir) if args.limit.is_none() => {
             let set = dataset::load(&dataset::list(dir)?, args.size, true)?;
-            let m = margins(&best, &set.images, norm, args.size, &device);
+            let m = margins(&best, &set.images, norm, args.size, &device)?;
             Some(metrics::evaluate(
                 &probs(&m, temperature),
                 &set.labels,
