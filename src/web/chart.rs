@@ -90,20 +90,22 @@ pub fn LineChart(
         .into_iter()
         .map(|x| view! { <text x=sx(x) y=H - BOTTOM + 14.0 text-anchor="middle" class="tick">{format!("{x:.0}")}</text> })
         .collect_view();
+    // The legend sits under the plot, so it never hides a line.
     let legend = series
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let y = TOP + 4.0 + 14.0 * i as f64;
+            let y = H + 10.0 + 14.0 * i as f64;
             view! {
-                <rect x=W - RIGHT - 130.0 y=y - 8.0 width="10" height="10" fill=s.color />
-                <text x=W - RIGHT - 115.0 y=y + 1.0 class="legend">{s.name.clone()}</text>
+                <rect x=LEFT y=y - 8.0 width="10" height="10" fill=s.color />
+                <text x=LEFT + 15.0 y=y + 1.0 class="legend">{s.name.clone()}</text>
             }
         })
         .collect_view();
+    let height = H + 14.0 * series.len() as f64 + 4.0;
     view! {
         <figure class="chart">
-            <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.clone()>
+            <svg viewBox=format!("0 0 {W} {height}") role="img" aria-label=title.clone()>
                 {y_ticks}
                 <line x1=LEFT x2=LEFT y1=TOP y2=H - BOTTOM class="axis" />
                 <line x1=LEFT x2=W - RIGHT y1=H - BOTTOM y2=H - BOTTOM class="axis" />
