@@ -162,15 +162,10 @@ pub fn margins(
             })
             .collect();
         let logits = model.forward(preprocess::batch_tensor(&batch, size, device));
-        let values = read_f32(logits.into_data())?;
+        let values = weights::f32_values(logits.into_data())?;
         out.extend(values.chunks_exact(2).map(|l| l[1] - l[0]));
     }
     Ok(out)
-}
-
-fn read_f32(data: TensorData) -> Result<Vec<f32>, CliError> {
-    data.try_to_vec::<f32>()
-        .map_err(|e| CliError::Weights(crate::ml::weights::WeightsError::Read(format!("{e:?}"))))
 }
 
 fn mean_nll(margins: &[f32], labels: &[bool]) -> f64 {
@@ -367,7 +362,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
             let step = train::train_step(model, &mut optim, x, y, class_weights, lr);
             model = step.model;
             let loss: f32 = step.loss.into_scalar();
-            let logits = read_f32(step.logits.into_data())?;
+            let logits = weights::f32_values(step.logits.into_data())?;
             correct += logits
                 .chunks_exact(2)
                 .zip(&labels)
@@ -416,14 +411,13 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         state.seconds += log.seconds;
         state.history.push(log);
         state.epoch = epoch;
+        let bytes = weights::to_bytes(&model, Precision::F32)?;
         if m.auc > state.best_auc {
             state.best_auc = m.auc;
             state.best_epoch = epoch;
-            let bytes = weights::to_bytes(&model, Precision::F32)?;
             let best = ckpt.join("best.bpk");
-            std::fs::write(&best, bytes).map_err(io(&best))?;
+            std::fs::write(&best, &bytes).map_err(io(&best))?;
         }
-        let bytes = weights::to_bytes(&model, Precision::F32)?;
         let model_path = ckpt.join("model.bpk");
         std::fs::write(&model_path, bytes).map_err(io(&model_path))?;
         optim

@@ -78,20 +78,12 @@ impl Classifier {
             .into_data_async()
             .await
             .map_err(|e| WeightsError::Read(format!("{e:?}")))?;
-        let values = data
-            .try_to_vec::<f32>()
-            .map_err(|e| WeightsError::Read(format!("{e:?}")))?;
-        Ok(self.predictions(&values))
+        Ok(self.predictions(&weights::f32_values(data)?))
     }
 
     /// Classifies standardised images with a synchronous read (native backends only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn classify(&self, images: &[Vec<f32>]) -> Result<Vec<Prediction>, WeightsError> {
-        let values = self
-            .logits(images)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| WeightsError::Read(format!("{e:?}")))?;
-        Ok(self.predictions(&values))
+        Ok(self.predictions(&weights::f32_values(self.logits(images).into_data())?))
     }
 }

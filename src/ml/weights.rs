@@ -51,6 +51,12 @@ pub enum WeightsError {
     Read(String),
 }
 
+/// Reads f32 values out of tensor data read back from a device.
+pub fn f32_values(data: TensorData) -> Result<Vec<f32>, WeightsError> {
+    data.try_to_vec::<f32>()
+        .map_err(|e| WeightsError::Read(format!("{e:?}")))
+}
+
 /// A parameter as stored: its module path, id and (lazy) value flattened to one dimension.
 struct Entry {
     path: String,

@@ -195,12 +195,6 @@ pub async fn classifier(backend: Backend) -> Result<Rc<Classifier>, String> {
     Ok(classifier)
 }
 
-/// Replaces the model on every backend by one loaded from `weights` (after in-page training or
-/// a weights file from disk); the card keeps describing the architecture and calibration.
-pub fn forget_models() {
-    STATE.with_borrow_mut(|s| s.models.clear());
-}
-
 /// Milliseconds since page load.
 pub fn now_ms() -> f64 {
     web_sys::window()
