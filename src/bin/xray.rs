@@ -62,6 +62,8 @@ mod native {
         },
         /// Train a model (see README: Training).
         Train(cli::train::TrainArgs),
+        /// Write the bundle of real X-rays the page fine-tunes on (public/train).
+        Subset(cli::subset::SubsetArgs),
         /// Measure inference speed: median latency at batch 1 and throughput at batch 16.
         Bench {
             /// Folder with card.json and the weights (default: public/model).
@@ -212,6 +214,16 @@ mod native {
                         s.path.display()
                     );
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Subset(args) => {
+                let m = cli::subset::run(&args)?;
+                println!(
+                    "{} images, {:.2} MB, in {}",
+                    m.images.len(),
+                    m.bytes as f64 / 1e6,
+                    args.out.display()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Command::Train(args) => {

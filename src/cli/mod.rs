@@ -1,6 +1,7 @@
 //! The native command-line tool `xray`: `predict`, `eval` and `train`.
 
 pub mod dataset;
+pub mod subset;
 pub mod train;
 
 use std::path::{Path, PathBuf};

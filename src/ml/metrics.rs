@@ -120,6 +120,35 @@ pub fn confusion(probs: &[f32], positive: &[bool], threshold: f32) -> Confusion 
     c
 }
 
+/// The ROC curve as (false-positive rate, true-positive rate) points from (0, 0) to (1, 1),
+/// one point per distinct score (tied scores move diagonally), so its trapezoid area is
+/// [`auc`].
+pub fn roc_curve(probs: &[f32], positive: &[bool]) -> Vec<(f64, f64)> {
+    let pos = positive.iter().filter(|&&y| y).count();
+    let neg = positive.len() - pos;
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut i = 0;
+    while i < order.len() {
+        let score = probs[order[i]];
+        while i < order.len() && probs[order[i]] == score {
+            if positive[order[i]] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        points.push((ratio(fp, neg), ratio(tp, pos)));
+    }
+    if points.last() != Some(&(1.0, 1.0)) && pos > 0 && neg > 0 {
+        points.push((1.0, 1.0));
+    }
+    points
+}
+
 /// All metrics at `threshold`.
 pub fn evaluate(probs: &[f32], positive: &[bool], threshold: f32) -> Metrics {
     let c = confusion(probs, positive, threshold);
@@ -287,5 +316,19 @@ mod tests {
         }
         let t = fit_temperature(&margins, &pos);
         assert!((3.0..5.5).contains(&t), "{t}");
+    }
+
+    #[test]
+    fn roc_area_matches_auc() {
+        let probs = [0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.2];
+        let truth = [false, false, true, true, true, true, false];
+        let roc = roc_curve(&probs, &truth);
+        assert_eq!(roc.first(), Some(&(0.0, 0.0)));
+        assert_eq!(roc.last(), Some(&(1.0, 1.0)));
+        let area: f64 = roc
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - auc(&probs, &truth)).abs() < 1e-12, "{area}");
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod card;
 pub mod classifier;
+pub mod finetune;
 pub mod metrics;
 pub mod model;
 pub mod preprocess;
+pub mod subset;
 pub mod train;
 pub mod weights;
