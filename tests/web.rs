@@ -1,5 +1,6 @@
 //! Browser tests (wasm-bindgen-test in headless Chromium): loading the shipped model from bytes,
-//! WebGPU agreeing with the CPU backend, and preprocessing giving the same tensor as natively.
+//! WebGPU agreeing with the CPU backend, preprocessing giving the same tensor as natively, and
+//! the training session lowering the loss on a fixed batch on WebGPU and on the CPU.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -9,6 +10,8 @@ use xray_web::{
     ml::{
         card::ModelCard,
         classifier::Classifier,
+        finetune::{Example, Mode, Session, Settings},
+        model::{Depth, ResNetConfig},
         preprocess::{self, Normalization},
     },
     web::engine,
@@ -88,4 +91,71 @@ fn preprocessing_matches_the_native_fixture() {
     for (i, v) in fixture["first"].as_array().unwrap().iter().enumerate() {
         assert!((x[i] - v.as_f64().unwrap() as f32).abs() < 1e-6);
     }
+}
+
+/// A fixed batch of the two sample X-rays and their mirror images, at 32 px.
+fn fixed_batch(size: usize) -> Vec<Example> {
+    let mut out = Vec::new();
+    for (bytes, pneumonia) in [(NORMAL, false), (PNEUMONIA, true)] {
+        let gray = preprocess::decode_gray16(bytes).unwrap();
+        let img = preprocess::to_square_unit(&gray, size);
+        let mirrored: Vec<f32> = (0..size * size)
+            .map(|i| img[(i / size) * size + (size - 1 - i % size)])
+            .collect();
+        out.push(Example {
+            pixels: img,
+            pneumonia,
+        });
+        out.push(Example {
+            pixels: mirrored,
+            pneumonia,
+        });
+    }
+    out
+}
+
+/// Trains a small ResNet-18 from scratch on one fixed batch; returns the losses.
+async fn fixed_batch_losses(device: Device) -> Vec<f32> {
+    let config = ResNetConfig::new(Depth::Resnet18, 8, 32);
+    let settings = Settings {
+        mode: Mode::Scratch,
+        epochs: 6,
+        batch: 4,
+        lr: 3e-3,
+        augment: false,
+        seed: 5,
+    };
+    let mut session = Session::new(
+        &config,
+        None,
+        Normalization::default(),
+        settings,
+        fixed_batch(32),
+        &device,
+    )
+    .unwrap();
+    let mut losses = Vec::new();
+    while !session.finished() {
+        losses.push(session.train_step().await.unwrap().loss);
+    }
+    losses
+}
+
+#[wasm_bindgen_test]
+async fn training_lowers_the_loss_on_cpu() {
+    let losses = fixed_batch_losses(Device::flex()).await;
+    assert_eq!(losses.len(), 6);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[5] < 0.7 * losses[0], "{losses:?}");
+}
+
+#[wasm_bindgen_test]
+async fn training_lowers_the_loss_on_webgpu() {
+    let gpu = engine::webgpu_device()
+        .await
+        .expect("a WebGPU adapter (SwiftShader)");
+    let losses = fixed_batch_losses(gpu).await;
+    assert_eq!(losses.len(), 6);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[5] < 0.7 * losses[0], "{losses:?}");
 }

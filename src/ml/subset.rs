@@ -91,9 +91,35 @@ impl SubsetManifest {
     }
 }
 
+/// The label a file's path implies: `Some(true)` inside a folder named `PNEUMONIA`,
+/// `Some(false)` inside `NORMAL` (any case), `None` when neither or both.
+pub fn label_from_path(path: &str) -> Option<bool> {
+    let parts: Vec<String> = path
+        .split(['/', '\\'])
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let dirs = &parts[..parts.len().saturating_sub(1)];
+    let normal = dirs.iter().any(|p| p == "NORMAL");
+    let pneumonia = dirs.iter().any(|p| p == "PNEUMONIA");
+    match (normal, pneumonia) {
+        (true, false) => Some(false),
+        (false, true) => Some(true),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_come_from_folder_names() {
+        assert_eq!(label_from_path("mine/NORMAL/a.png"), Some(false));
+        assert_eq!(label_from_path("mine\\pneumonia\\b.jpeg"), Some(true));
+        assert_eq!(label_from_path("mine/other/NORMAL.png"), None);
+        assert_eq!(label_from_path("NORMAL/PNEUMONIA/x.png"), None);
+        assert_eq!(label_from_path("x.png"), None);
+    }
 
     #[test]
     fn slices_are_checked() {

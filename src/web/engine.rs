@@ -217,3 +217,59 @@ pub async fn file_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
     let buf = JsFuture::from(file.array_buffer()).await.map_err(js_err)?;
     Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
+
+/// The shipped weights, once loaded.
+pub fn shipped_weights() -> Option<Rc<Vec<u8>>> {
+    STATE.with_borrow(|s| s.weights.clone())
+}
+
+/// The device for `backend` (WebGPU initialised once).
+pub async fn device(backend: Backend) -> Result<Device, String> {
+    match backend {
+        Backend::WebGpu => webgpu_device().await,
+        Backend::Cpu => Ok(Device::flex()),
+    }
+}
+
+/// Waits `ms` milliseconds without blocking the page.
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Size of the wasm linear memory in MB (it only grows; a flat value means no leak).
+pub fn wasm_memory_mb() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map_or(0.0, |b| f64::from(b.byte_length()) / 1e6)
+}
+
+/// An object URL for `bytes` (revoke it when done).
+pub fn blob_url(bytes: &[u8], mime: &str) -> Option<String> {
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts).ok()?;
+    web_sys::Url::create_object_url_with_blob(&blob).ok()
+}
+
+/// The path of a file inside a chosen folder (`webkitRelativePath`), or its name.
+pub fn relative_path(file: &web_sys::File) -> String {
+    js_sys::Reflect::get(file, &"webkitRelativePath".into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| file.name())
+}
+
+/// The message of a JavaScript error value.
+pub fn error_text(e: JsValue) -> String {
+    js_err(e)
+}

@@ -6,6 +6,8 @@ pub mod engine;
 mod gallery;
 mod model_panel;
 mod results;
+pub mod training;
+mod training_panel;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -52,6 +54,8 @@ pub struct ResultRow {
     pub backend: &'static str,
     /// The true label, for gallery samples.
     pub truth: Option<String>,
+    /// The fine-tuned model's prediction on the same image, when there is one.
+    pub tuned: Option<crate::ml::classifier::Prediction>,
 }
 
 /// A refused file.
@@ -181,8 +185,16 @@ impl AppState {
             Err(e) => return self.refuse(input.name, e.to_string()),
         };
         let t0 = engine::now_ms();
-        let prediction = classifier.classify_async(&[x]).await;
+        let prediction = classifier.classify_async(std::slice::from_ref(&x)).await;
         let ms = engine::now_ms() - t0;
+        let tuned = match training::classify_tuned(&x).await {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                self.refuse(input.name.clone(), format!("your model failed on it: {e}"));
+                None
+            }
+            None => None,
+        };
         match prediction {
             Ok(p) => self.results.update(|r| {
                 r.insert(
@@ -197,6 +209,7 @@ impl AppState {
                         ms,
                         backend: backend.id(),
                         truth: input.truth,
+                        tuned,
                     },
                 )
             }),
@@ -252,6 +265,7 @@ pub fn App() -> impl IntoView {
         pending: RwSignal::new(0),
     };
     provide_context(state);
+    provide_context(training::TrainState::new());
 
     leptos::task::spawn_local(async move {
         let progress = move |loaded: f64, total: Option<f64>| {
@@ -302,6 +316,11 @@ pub fn App() -> impl IntoView {
             <results::ErrorList />
             <results::ResultsTable />
             <gallery::Gallery />
+            <training_panel::TrainingPanel />
+            <training_panel::TrainingCurves />
+            <training_panel::ValidationGrid />
+            <training_panel::BeforeAfter />
+            <training_panel::TunedModel />
             <model_panel::ModelCardPanel />
         </main>
         <footer>
@@ -314,6 +333,26 @@ pub fn App() -> impl IntoView {
 
 /// Mounts the app on `<body>`.
 pub fn start() {
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        show_fatal(&info.to_string());
+    }));
     leptos::mount::mount_to_body(App);
+}
+
+/// Shows an unrecoverable failure (for example a lost GPU device or an allocation that failed)
+/// in `#fatal`, outside the reactive graph, which may no longer run.
+fn show_fatal(detail: &str) {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    if let Some(el) = doc.get_element_by_id("fatal") {
+        el.set_text_content(Some(&format!(
+            "The model runtime failed and this page must be reloaded (your files stay on your computer). A lost GPU device or running out of GPU memory does this; choosing the CPU backend (?backend=cpu) or a smaller batch avoids it. Detail: {detail}"
+        )));
+        let _ = el.remove_attribute("hidden");
+    }
+    if let Ok(Some(status)) = doc.query_selector("[data-testid=train-status]") {
+        let _ = status.set_attribute("data-state", "error");
+    }
 }

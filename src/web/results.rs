@@ -6,17 +6,23 @@ use wasm_bindgen::JsCast;
 use super::{AppState, ResultRow};
 
 fn csv(rows: &[ResultRow]) -> String {
-    let mut out = String::from("file,label,p_pneumonia,threshold,backend,ms,true_label\n");
+    let mut out = String::from(
+        "file,label,p_pneumonia,threshold,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia\n",
+    );
     for r in rows.iter().rev() {
         let file = r.file.replace('"', "\"\"");
         out.push_str(&format!(
-            "\"{file}\",{},{:.6},{:.4},{},{:.1},{}\n",
+            "\"{file}\",{},{:.6},{:.4},{},{:.1},{},{},{}\n",
             r.label,
             r.p_pneumonia,
             r.threshold,
             r.backend,
             r.ms,
-            r.truth.clone().unwrap_or_default()
+            r.truth.clone().unwrap_or_default(),
+            r.tuned.as_ref().map_or("", |t| t.label),
+            r.tuned
+                .as_ref()
+                .map_or(String::new(), |t| format!("{:.6}", t.p_pneumonia))
         ));
     }
     out
@@ -28,12 +34,18 @@ fn download(name: &str, text: &str, mime: &str) -> Option<()> {
     opts.set_type(mime);
     let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).ok()?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).ok()?;
+    click_download(&url, name)?;
+    web_sys::Url::revoke_object_url(&url).ok()
+}
+
+/// Asks the browser to save `url` as `name`.
+pub fn click_download(url: &str, name: &str) -> Option<()> {
     let doc = web_sys::window()?.document()?;
     let a: web_sys::HtmlAnchorElement = doc.create_element("a").ok()?.dyn_into().ok()?;
-    a.set_href(&url);
+    a.set_href(url);
     a.set_download(name);
     a.click();
-    web_sys::Url::revoke_object_url(&url).ok()
+    Some(())
 }
 
 /// One result.
@@ -61,6 +73,8 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             data-p-pneumonia=format!("{:.6}", row.p_pneumonia)
             data-backend=row.backend
             data-ms=format!("{:.2}", row.ms)
+            data-tuned-label=row.tuned.as_ref().map(|t| t.label)
+            data-tuned-p-pneumonia=row.tuned.as_ref().map(|t| format!("{:.6}", t.p_pneumonia))
         >
             <td class="thumb">
                 {row.thumb.clone().map(|src| view! { <img src=src alt=format!("X-ray {}", row.file) /> })}
@@ -87,6 +101,15 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             </td>
             <td class="ms">{format!("{:.0} ms", row.ms)}</td>
             <td>{row.backend}</td>
+            <td class="tuned">
+                {row.tuned.clone().map(|t| {
+                    let class = if t.label == "PNEUMONIA" { "label pneumonia" } else { "label normal" };
+                    view! {
+                        <span class=class>{t.label}</span>
+                        <span>{format!(" {:.1} %", t.p_pneumonia * 100.0)}</span>
+                    }
+                })}
+            </td>
         </tr>
     }
 }
@@ -124,6 +147,7 @@ pub fn ResultsTable() -> impl IntoView {
                             <th>"Probability"</th>
                             <th>"Time"</th>
                             <th>"Backend"</th>
+                            <th>"Your model"</th>
                         </tr>
                     </thead>
                     <tbody>

@@ -1,0 +1,860 @@
+//! Demo training in the page: the data (the bundled subset or the visitor's own images), the
+//! settings, the loop that drives a [`Session`] one step at a time (yielding to the browser
+//! between steps so the page stays responsive), and the fine-tuned model it leaves behind.
+
+use std::{cell::RefCell, rc::Rc};
+
+use leptos::prelude::*;
+
+use super::{AppState, engine};
+use crate::ml::{
+    card::ModelCard,
+    classifier::{Classifier, Prediction},
+    finetune::{self, Example, Mode, Session, Settings},
+    metrics::{self, Confusion},
+    preprocess,
+    subset::{Part, SubsetManifest, label_from_path},
+    train::Rng,
+    weights,
+};
+
+/// Where the training images come from and whether they are ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataStatus {
+    /// Nothing loaded yet.
+    Empty,
+    /// Fetching or decoding; fraction done.
+    Loading(String, f64),
+    /// Ready: a description.
+    Ready(String),
+    /// Could not be loaded.
+    Error(String),
+}
+
+/// Phase of a run, mirrored in `[data-testid=train-status] data-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// No run yet.
+    #[default]
+    Idle,
+    /// Training or evaluating.
+    Running,
+    /// Paused between steps.
+    Paused,
+    /// Finished (all epochs, or stopped early).
+    Done,
+    /// Failed; see the message.
+    Error,
+}
+
+impl Phase {
+    /// The contract's name.
+    pub fn id(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Running => "running",
+            Phase::Paused => "paused",
+            Phase::Done => "done",
+            Phase::Error => "error",
+        }
+    }
+}
+
+/// Progress of the current run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Status {
+    /// Phase.
+    pub phase: Phase,
+    /// What is happening, in words.
+    pub message: String,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Epochs asked for.
+    pub epochs: usize,
+    /// Steps completed.
+    pub step: usize,
+    /// Steps in the run.
+    pub total_steps: usize,
+    /// Latest training loss.
+    pub loss: Option<f32>,
+    /// Latest validation accuracy.
+    pub val_accuracy: Option<f64>,
+    /// Training throughput (evaluation excluded).
+    pub images_per_sec: f64,
+    /// Seconds left, estimated from the steps so far.
+    pub eta_s: Option<f64>,
+    /// wasm memory, MB.
+    pub wasm_mb: f64,
+    /// Backend of the run.
+    pub backend: &'static str,
+}
+
+/// How a model does on the validation part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Images.
+    pub n: usize,
+    /// Accuracy at the model's threshold.
+    pub accuracy: f64,
+    /// ROC AUC.
+    pub auc: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Confusion matrix.
+    pub confusion: Confusion,
+    /// ROC curve points.
+    pub roc: Vec<(f64, f64)>,
+    /// After how many steps.
+    pub step: usize,
+}
+
+impl Evaluation {
+    fn new(probs: &[f32], truth: &[bool], threshold: f32, step: usize) -> Self {
+        let m = metrics::evaluate(probs, truth, threshold);
+        let loss = probs
+            .iter()
+            .zip(truth)
+            .map(|(&p, &y)| {
+                let p = f64::from(if y { p } else { 1.0 - p });
+                -p.max(1e-7).ln()
+            })
+            .sum::<f64>()
+            / probs.len().max(1) as f64;
+        Self {
+            n: m.n,
+            accuracy: m.accuracy,
+            auc: m.auc,
+            loss,
+            confusion: m.confusion,
+            roc: metrics::roc_curve(probs, truth),
+            step,
+        }
+    }
+}
+
+/// The curves, x in epochs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Curves {
+    /// Training loss of each step.
+    pub step_loss: Vec<(f64, f64)>,
+    /// Mean training loss of each epoch.
+    pub train_loss: Vec<(f64, f64)>,
+    /// Training accuracy of each epoch (on augmented images, before each update).
+    pub train_accuracy: Vec<(f64, f64)>,
+    /// Validation loss after each epoch (and before training, at 0).
+    pub val_loss: Vec<(f64, f64)>,
+    /// Validation accuracy after each epoch (and before training, at 0).
+    pub val_accuracy: Vec<(f64, f64)>,
+}
+
+/// One validation image in the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridItem {
+    /// Name.
+    pub name: String,
+    /// Picture URL.
+    pub thumb: String,
+    /// True label.
+    pub truth: &'static str,
+    /// Predicted label.
+    pub predicted: &'static str,
+    /// P(pneumonia).
+    pub p: f32,
+}
+
+/// Links to the exported fine-tuned model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Export {
+    /// Object URL of the weights (burnpack, f32).
+    pub weights_url: String,
+    /// Object URL of its model card.
+    pub card_url: String,
+    /// Size of the weights.
+    pub bytes: usize,
+}
+
+/// What the page shows about training.
+#[derive(Clone, Copy)]
+pub struct TrainState {
+    /// The data.
+    pub data: RwSignal<DataStatus>,
+    /// Files of the visitor's that could not be used.
+    pub skipped: RwSignal<Vec<String>>,
+    /// Setting: mode.
+    pub mode: RwSignal<Mode>,
+    /// Setting: epochs.
+    pub epochs: RwSignal<usize>,
+    /// Setting: batch size.
+    pub batch: RwSignal<usize>,
+    /// Setting: learning rate.
+    pub lr: RwSignal<f64>,
+    /// Setting: augmentation.
+    pub augment: RwSignal<bool>,
+    /// Setting: fine-tuning images per class (validation gets half as many).
+    pub per_class: RwSignal<usize>,
+    /// Progress.
+    pub status: RwSignal<Status>,
+    /// Curves.
+    pub curves: RwSignal<Curves>,
+    /// Validation grid.
+    pub grid: RwSignal<Vec<GridItem>>,
+    /// The starting model on the validation part.
+    pub before: RwSignal<Option<Evaluation>>,
+    /// The trained model on the validation part.
+    pub after: RwSignal<Option<Evaluation>>,
+    /// The fine-tuned model in use, described.
+    pub tuned: RwSignal<Option<String>>,
+    /// Problems with loading weights from a file.
+    pub weights_error: RwSignal<Option<String>>,
+    /// Exported weights.
+    pub export: RwSignal<Option<Export>>,
+}
+
+impl TrainState {
+    /// Fresh state with default settings.
+    pub fn new() -> Self {
+        Self {
+            data: RwSignal::new(DataStatus::Empty),
+            skipped: RwSignal::new(Vec::new()),
+            mode: RwSignal::new(Mode::Head),
+            epochs: RwSignal::new(3),
+            batch: RwSignal::new(8),
+            lr: RwSignal::new(Mode::Head.default_lr()),
+            augment: RwSignal::new(true),
+            per_class: RwSignal::new(100),
+            status: RwSignal::new(Status::default()),
+            curves: RwSignal::new(Curves::default()),
+            grid: RwSignal::new(Vec::new()),
+            before: RwSignal::new(None),
+            after: RwSignal::new(None),
+            tuned: RwSignal::new(None),
+            weights_error: RwSignal::new(None),
+            export: RwSignal::new(None),
+        }
+    }
+}
+
+impl Default for TrainState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A validation image with its picture.
+#[derive(Clone)]
+struct ValImage {
+    example: Example,
+    name: String,
+    thumb: String,
+}
+
+/// Training data held outside the reactive graph (it is large).
+struct Dataset {
+    tune: Vec<Example>,
+    val: Vec<ValImage>,
+}
+
+/// What the run loop is told between steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Run,
+    Pause,
+    Stop,
+}
+
+thread_local! {
+    static DATA: RefCell<Option<Rc<Dataset>>> = const { RefCell::new(None) };
+    static TUNED: RefCell<Option<Rc<Classifier>>> = const { RefCell::new(None) };
+    static CONTROL: RefCell<Control> = const { RefCell::new(Control::Run) };
+    static URLS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+fn forget_urls() {
+    for url in URLS.with_borrow_mut(std::mem::take) {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    }
+}
+
+/// The fine-tuned (or loaded) model, if any.
+pub fn tuned() -> Option<Rc<Classifier>> {
+    TUNED.with_borrow(|t| t.clone())
+}
+
+/// Classifies with the fine-tuned model too, for the side-by-side column.
+pub async fn classify_tuned(x: &[f32]) -> Option<Result<Prediction, String>> {
+    let t = tuned()?;
+    Some(
+        t.classify_async(&[x.to_vec()])
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.into_iter().next().ok_or_else(|| "no output".into())),
+    )
+}
+
+/// Fetches and decodes the bundled subset (once).
+pub async fn load_bundled(ts: TrainState, size: usize) -> Result<(), String> {
+    ts.data.set(DataStatus::Loading(
+        "downloading the bundled X-rays".into(),
+        0.0,
+    ));
+    let result = async {
+        let bytes =
+            engine::fetch_bytes(&engine::asset_url("public/train/subset.json"), |_, _| {}).await?;
+        let manifest: SubsetManifest =
+            serde_json::from_slice(&bytes).map_err(|e| format!("subset.json: {e}"))?;
+        let data = engine::fetch_bytes(
+            &engine::asset_url(&format!("public/train/{}", manifest.data)),
+            |loaded, total| {
+                ts.data.set(DataStatus::Loading(
+                    format!(
+                        "downloading the bundled X-rays: {:.2} / {:.2} MB",
+                        loaded / 1e6,
+                        total.unwrap_or(manifest.bytes as f64) / 1e6
+                    ),
+                    0.5 * loaded / total.unwrap_or(manifest.bytes as f64).max(1.0),
+                ))
+            },
+        )
+        .await?;
+        let mut tune = Vec::new();
+        let mut val = Vec::new();
+        let n = manifest.images.len();
+        for (i, img) in manifest.images.iter().enumerate() {
+            let jpeg = manifest.bytes_of(img, &data).map_err(|e| e.to_string())?;
+            let gray = preprocess::decode_gray16(jpeg).map_err(|e| format!("{}: {e}", img.name))?;
+            let example = Example {
+                pixels: preprocess::to_square_unit(&gray, size),
+                pneumonia: img.pneumonia(),
+            };
+            match img.part {
+                Part::Train => tune.push(example),
+                Part::Val => {
+                    let thumb = engine::blob_url(jpeg, "image/jpeg").unwrap_or_default();
+                    URLS.with_borrow_mut(|u| u.push(thumb.clone()));
+                    val.push(ValImage {
+                        example,
+                        name: img.name.clone(),
+                        thumb,
+                    });
+                }
+            }
+            if i % 25 == 24 {
+                ts.data.set(DataStatus::Loading(
+                    format!("decoding the bundled X-rays: {}/{n}", i + 1),
+                    0.5 + 0.5 * (i + 1) as f64 / n as f64,
+                ));
+                engine::yield_now().await;
+            }
+        }
+        Ok::<_, String>((tune, val, manifest.license))
+    }
+    .await;
+    match result {
+        Ok((tune, val, license)) => {
+            ts.data.set(DataStatus::Ready(describe(
+                &tune,
+                &val,
+                &format!("bundled real X-rays ({license})"),
+            )));
+            DATA.with_borrow_mut(|d| *d = Some(Rc::new(Dataset { tune, val })));
+            ts.skipped.set(Vec::new());
+            Ok(())
+        }
+        Err(e) => {
+            ts.data.set(DataStatus::Error(e.clone()));
+            Err(e)
+        }
+    }
+}
+
+fn describe(tune: &[Example], val: &[ValImage], what: &str) -> String {
+    let pn = |it: &mut dyn Iterator<Item = bool>| {
+        let v: Vec<bool> = it.collect();
+        let p = v.iter().filter(|&&b| b).count();
+        format!("{} NORMAL + {} PNEUMONIA", v.len() - p, p)
+    };
+    format!(
+        "{}: fine-tuning {}, validation {}.",
+        what,
+        pn(&mut tune.iter().map(|e| e.pneumonia)),
+        pn(&mut val.iter().map(|v| v.example.pneumonia))
+    )
+}
+
+/// Decodes the visitor's files (each with its label, or `None` to take it from the folder
+/// name) and splits them, stratified and seeded, 80 % fine-tuning / 20 % validation.
+pub async fn load_user_files(
+    ts: TrainState,
+    files: Vec<(web_sys::File, Option<bool>)>,
+    size: usize,
+) {
+    let n = files.len();
+    let mut skipped = Vec::new();
+    let mut items: Vec<(Example, String, String)> = Vec::new();
+    for (i, (file, label)) in files.into_iter().enumerate() {
+        ts.data.set(DataStatus::Loading(
+            format!("reading your images: {}/{n}", i + 1),
+            i as f64 / n.max(1) as f64,
+        ));
+        let path = engine::relative_path(&file);
+        let Some(pneumonia) = label.or_else(|| label_from_path(&path)) else {
+            skipped.push(format!(
+                "{path}: not inside a folder named NORMAL or PNEUMONIA, so its label is unknown"
+            ));
+            continue;
+        };
+        let decoded = match engine::file_bytes(&file).await {
+            Ok(bytes) => preprocess::decode_gray16(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("could not be read: {e}")),
+        };
+        match decoded {
+            Ok(gray) => {
+                let thumb = web_sys::Url::create_object_url_with_blob(&file).unwrap_or_default();
+                URLS.with_borrow_mut(|u| u.push(thumb.clone()));
+                items.push((
+                    Example {
+                        pixels: preprocess::to_square_unit(&gray, size),
+                        pneumonia,
+                    },
+                    file.name(),
+                    thumb,
+                ));
+            }
+            Err(e) => skipped.push(format!("{path}: {e}")),
+        }
+        engine::yield_now().await;
+    }
+    let mut tune = Vec::new();
+    let mut val = Vec::new();
+    for class in [false, true] {
+        let mut of_class: Vec<&(Example, String, String)> =
+            items.iter().filter(|i| i.0.pneumonia == class).collect();
+        Rng::new(7 ^ u64::from(class)).shuffle(&mut of_class);
+        let n_val = if of_class.len() >= 2 {
+            (of_class.len() as f64 * 0.2).round().max(1.0) as usize
+        } else {
+            0
+        };
+        for (k, (example, name, thumb)) in of_class.into_iter().enumerate() {
+            if k < n_val {
+                val.push(ValImage {
+                    example: example.clone(),
+                    name: name.clone(),
+                    thumb: thumb.clone(),
+                });
+            } else {
+                tune.push(example.clone());
+            }
+        }
+    }
+    ts.skipped.set(skipped);
+    let classes = |v: &mut dyn Iterator<Item = bool>| {
+        let v: Vec<bool> = v.collect();
+        v.contains(&true) && v.contains(&false)
+    };
+    if !classes(&mut tune.iter().map(|e| e.pneumonia))
+        || !classes(&mut val.iter().map(|v| v.example.pneumonia))
+    {
+        ts.data.set(DataStatus::Error(format!(
+            "your images need at least 2 usable images of each class (NORMAL and PNEUMONIA); {} were usable",
+            items.len()
+        )));
+        return;
+    }
+    ts.data.set(DataStatus::Ready(describe(
+        &tune,
+        &val,
+        "your images (they stay in this tab)",
+    )));
+    DATA.with_borrow_mut(|d| *d = Some(Rc::new(Dataset { tune, val })));
+}
+
+/// Starts a run with the current settings (loading the bundled data first if needed).
+pub fn start(ts: TrainState, app: AppState) {
+    if matches!(
+        ts.status.get_untracked().phase,
+        Phase::Running | Phase::Paused
+    ) {
+        return;
+    }
+    CONTROL.with_borrow_mut(|c| *c = Control::Run);
+    ts.status.set(Status {
+        phase: Phase::Running,
+        message: "starting".into(),
+        ..Status::default()
+    });
+    leptos::task::spawn_local(async move {
+        if let Err(e) = run(ts, app).await {
+            ts.status.update(|s| {
+                s.phase = Phase::Error;
+                s.message = e;
+            });
+        }
+    });
+}
+
+/// Pauses a running run, or resumes a paused one.
+pub fn toggle_pause(ts: TrainState) {
+    let phase = ts.status.get_untracked().phase;
+    CONTROL.with_borrow_mut(|c| {
+        *c = match (phase, *c) {
+            (Phase::Paused, _) => Control::Run,
+            (Phase::Running, Control::Run) => Control::Pause,
+            (_, c) => c,
+        }
+    });
+}
+
+/// Stops the run after the current step; the model so far is kept.
+pub fn stop() {
+    CONTROL.with_borrow_mut(|c| *c = Control::Stop);
+}
+
+fn set_message(ts: TrainState, message: String) {
+    ts.status.update(|s| s.message = message);
+}
+
+/// Probabilities for the validation part, a few images at a time with yields in between.
+async fn evaluate(
+    ts: TrainState,
+    model: &crate::ml::model::ResNet,
+    val: &[ValImage],
+    card: &ModelCard,
+    device: &burn::prelude::Device,
+) -> Result<Vec<f32>, String> {
+    let mut probs = Vec::with_capacity(val.len());
+    for chunk in val.chunks(8) {
+        let imgs: Vec<&[f32]> = chunk.iter().map(|v| v.example.pixels.as_slice()).collect();
+        let p = finetune::probabilities(
+            model,
+            &imgs,
+            card.normalization,
+            card.model.input_size,
+            device,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        probs.extend(p);
+        set_message(
+            ts,
+            format!(
+                "evaluating on validation images: {}/{}",
+                probs.len(),
+                val.len()
+            ),
+        );
+        engine::yield_now().await;
+    }
+    Ok(probs)
+}
+
+fn grid(val: &[ValImage], probs: &[f32]) -> Vec<GridItem> {
+    val.iter()
+        .zip(probs)
+        .map(|(v, &p)| GridItem {
+            name: v.name.clone(),
+            thumb: v.thumb.clone(),
+            truth: if v.example.pneumonia {
+                "PNEUMONIA"
+            } else {
+                "NORMAL"
+            },
+            predicted: if p >= 0.5 { "PNEUMONIA" } else { "NORMAL" },
+            p,
+        })
+        .collect()
+}
+
+fn limited(data: &Dataset, per_class: usize) -> (Vec<Example>, Vec<ValImage>) {
+    let per_val = per_class.div_ceil(2).max(1);
+    let mut tune = Vec::new();
+    let mut val = Vec::new();
+    for class in [false, true] {
+        tune.extend(
+            data.tune
+                .iter()
+                .filter(|e| e.pneumonia == class)
+                .take(per_class)
+                .cloned(),
+        );
+        val.extend(
+            data.val
+                .iter()
+                .filter(|v| v.example.pneumonia == class)
+                .take(per_val)
+                .cloned(),
+        );
+    }
+    (tune, val)
+}
+
+async fn run(ts: TrainState, app: AppState) -> Result<(), String> {
+    let card = app
+        .card
+        .get_untracked()
+        .ok_or("the model is not loaded yet")?;
+    if DATA.with_borrow(Option::is_none) {
+        set_message(ts, "loading the bundled X-rays".into());
+        load_bundled(ts, card.model.input_size).await?;
+    }
+    let data = DATA
+        .with_borrow(Clone::clone)
+        .ok_or("no training images are loaded")?;
+    let (tune, val) = limited(&data, ts.per_class.get_untracked().max(1));
+    let truth: Vec<bool> = val.iter().map(|v| v.example.pneumonia).collect();
+    let backend = app.backend.get_untracked();
+    let device = engine::device(backend).await?;
+    let settings = Settings {
+        mode: ts.mode.get_untracked(),
+        epochs: ts.epochs.get_untracked(),
+        batch: ts.batch.get_untracked(),
+        lr: ts.lr.get_untracked(),
+        augment: ts.augment.get_untracked(),
+        seed: 42,
+    };
+    let base = engine::shipped_weights().map(|w| w.as_ref().clone());
+    let n_tune = tune.len();
+    let mut session = Session::new(
+        &card.model,
+        base,
+        card.normalization,
+        settings,
+        tune,
+        &device,
+    )
+    .map_err(|e| e.to_string())?;
+    let steps_per_epoch = session.steps_per_epoch();
+    ts.curves.set(Curves::default());
+    ts.after.set(None);
+    ts.export.set(None);
+    ts.status.set(Status {
+        phase: Phase::Running,
+        message: format!(
+            "evaluating the starting model on {} validation images",
+            val.len()
+        ),
+        epochs: settings.epochs,
+        total_steps: session.total_steps(),
+        wasm_mb: engine::wasm_memory_mb(),
+        backend: backend.id(),
+        ..Status::default()
+    });
+
+    let probs = evaluate(ts, &session.model(), &val, &card, &device).await?;
+    let before = Evaluation::new(&probs, &truth, 0.5, 0);
+    ts.curves.update(|c| {
+        c.val_loss.push((0.0, before.loss));
+        c.val_accuracy.push((0.0, before.accuracy));
+    });
+    ts.grid.set(grid(&val, &probs));
+    ts.before.set(Some(before.clone()));
+    let mut last = before;
+
+    let mut train_ms = 0.0;
+    let mut images = 0usize;
+    let (mut epoch_loss, mut epoch_correct, mut epoch_seen) = (0.0f64, 0usize, 0usize);
+    let mut stopped = false;
+    while !session.finished() {
+        match CONTROL.with_borrow(|c| *c) {
+            Control::Stop => {
+                stopped = true;
+                break;
+            }
+            Control::Pause => {
+                ts.status.update(|s| {
+                    s.phase = Phase::Paused;
+                    s.message = "paused".into();
+                });
+                while CONTROL.with_borrow(|c| *c) == Control::Pause {
+                    engine::sleep_ms(100).await;
+                }
+                ts.status.update(|s| s.phase = Phase::Running);
+                continue;
+            }
+            Control::Run => {}
+        }
+        let t0 = engine::now_ms();
+        let r = session.train_step().await.map_err(|e| e.to_string())?;
+        train_ms += engine::now_ms() - t0;
+        images += r.seen;
+        epoch_loss += f64::from(r.loss) * r.seen as f64;
+        epoch_correct += r.correct;
+        epoch_seen += r.seen;
+        let step = session.step();
+        let x = step as f64 / steps_per_epoch as f64;
+        ts.curves
+            .update(|c| c.step_loss.push((x, f64::from(r.loss))));
+        let per_step_ms = train_ms / step as f64;
+        ts.status.update(|s| {
+            s.step = step;
+            s.epoch = session.epoch();
+            s.loss = Some(r.loss);
+            s.images_per_sec = images as f64 / (train_ms / 1000.0).max(1e-9);
+            s.eta_s = Some((s.total_steps - step) as f64 * per_step_ms / 1000.0);
+            s.wasm_mb = engine::wasm_memory_mb();
+            s.message = format!(
+                "epoch {} of {}, step {step} of {}",
+                (session.epoch() + 1).min(settings.epochs),
+                settings.epochs,
+                s.total_steps
+            );
+        });
+        if r.epoch_finished {
+            let epoch = session.epoch() as f64;
+            let probs = evaluate(ts, &session.model(), &val, &card, &device).await?;
+            let ev = Evaluation::new(&probs, &truth, 0.5, step);
+            ts.curves.update(|c| {
+                c.train_loss
+                    .push((epoch, epoch_loss / epoch_seen.max(1) as f64));
+                c.train_accuracy
+                    .push((epoch, epoch_correct as f64 / epoch_seen.max(1) as f64));
+                c.val_loss.push((epoch, ev.loss));
+                c.val_accuracy.push((epoch, ev.accuracy));
+            });
+            (epoch_loss, epoch_correct, epoch_seen) = (0.0, 0, 0);
+            ts.grid.set(grid(&val, &probs));
+            ts.status.update(|s| {
+                s.val_accuracy = Some(ev.accuracy);
+                s.wasm_mb = engine::wasm_memory_mb();
+            });
+            last = ev;
+        }
+        engine::yield_now().await;
+    }
+    if last.step != session.step() {
+        let probs = evaluate(ts, &session.model(), &val, &card, &device).await?;
+        last = Evaluation::new(&probs, &truth, 0.5, session.step());
+        ts.grid.set(grid(&val, &probs));
+        ts.status.update(|s| s.val_accuracy = Some(last.accuracy));
+    }
+    ts.after.set(Some(last));
+
+    let description = format!(
+        "{} on {} images for {} step{} ({} epoch{}{}) on {}",
+        match settings.mode {
+            Mode::Head => "head fine-tuned",
+            Mode::Whole => "whole network fine-tuned",
+            Mode::Scratch => "trained from scratch",
+        },
+        n_tune,
+        session.step(),
+        if session.step() == 1 { "" } else { "s" },
+        session.epoch(),
+        if session.epoch() == 1 { "" } else { "s" },
+        if stopped { ", stopped early" } else { "" },
+        backend.label()
+    );
+    let mut tuned_card = card.clone();
+    tuned_card.name = format!("{} ({description})", card.name);
+    tuned_card.threshold = 0.5;
+    tuned_card.temperature = 1.0;
+    tuned_card.weights = "xray-finetuned.bpk".into();
+    tuned_card.weights_dtype = "f32".into();
+    tuned_card.validation = None;
+    tuned_card.history = Vec::new();
+    TUNED.with_borrow_mut(|t| {
+        *t = Some(Rc::new(Classifier {
+            model: session.model(),
+            card: tuned_card,
+            device: device.clone(),
+        }))
+    });
+    ts.tuned.set(Some(description));
+    ts.status.update(|s| {
+        s.phase = Phase::Done;
+        s.eta_s = Some(0.0);
+        s.wasm_mb = engine::wasm_memory_mb();
+        s.message = if stopped {
+            "stopped; the model as it was is kept".into()
+        } else {
+            "done".into()
+        };
+    });
+    Ok(())
+}
+
+/// Exports the fine-tuned model: weights (f32 burnpack) and its card, as object URLs.
+pub async fn export(ts: TrainState) -> Result<Export, String> {
+    let t = tuned().ok_or("there is no fine-tuned model yet")?;
+    let bytes = weights::to_bytes_async(&t.model, weights::Precision::F32)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut card = t.card.clone();
+    card.weights_bytes = bytes.len();
+    let json = serde_json::to_vec_pretty(&card).map_err(|e| e.to_string())?;
+    if let Some(old) = ts.export.get_untracked() {
+        let _ = web_sys::Url::revoke_object_url(&old.weights_url);
+        let _ = web_sys::Url::revoke_object_url(&old.card_url);
+    }
+    let export = Export {
+        weights_url: engine::blob_url(&bytes, "application/octet-stream")
+            .ok_or("the browser refused to create a download")?,
+        card_url: engine::blob_url(&json, "application/json")
+            .ok_or("the browser refused to create a download")?,
+        bytes: bytes.len(),
+    };
+    ts.export.set(Some(export.clone()));
+    Ok(export)
+}
+
+/// Loads weights chosen by the visitor (a `.bpk`, optionally with its `card.json`) as the
+/// fine-tuned model. Without a card the shipped model's architecture and normalisation are
+/// assumed, with threshold 0.5 and no temperature.
+pub async fn load_weights(ts: TrainState, app: AppState, files: Vec<web_sys::File>) {
+    ts.weights_error.set(None);
+    let result = async {
+        let shipped = app
+            .card
+            .get_untracked()
+            .ok_or("the model is not loaded yet")?;
+        let (cards, others): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|f| f.name().to_ascii_lowercase().ends_with(".json"));
+        let weights_file = others
+            .into_iter()
+            .next()
+            .ok_or("choose a weights file (.bpk), optionally with its card.json")?;
+        let card = match cards.first() {
+            Some(f) => {
+                let bytes = engine::file_bytes(f).await?;
+                serde_json::from_slice::<ModelCard>(&bytes)
+                    .map_err(|e| format!("{} is not a model card: {e}", f.name()))?
+            }
+            None => {
+                let mut c = shipped.clone();
+                c.threshold = 0.5;
+                c.temperature = 1.0;
+                c.validation = None;
+                c.history = Vec::new();
+                c
+            }
+        };
+        let bytes = engine::file_bytes(&weights_file).await?;
+        let backend = app.backend.get_untracked();
+        let device = engine::device(backend).await?;
+        let name = weights_file.name();
+        let mut card = card;
+        card.name = format!("loaded from {name}");
+        let classifier =
+            Classifier::load(card, bytes, device).map_err(|e| format!("{name}: {e}"))?;
+        Ok::<_, String>((classifier, name, backend))
+    }
+    .await;
+    match result {
+        Ok((classifier, name, backend)) => {
+            TUNED.with_borrow_mut(|t| *t = Some(Rc::new(classifier)));
+            ts.tuned
+                .set(Some(format!("loaded from {name} on {}", backend.label())));
+        }
+        Err(e) => ts.weights_error.set(Some(e)),
+    }
+}
+
+/// Forgets the data (and the object URLs of its pictures).
+pub fn clear_data(ts: TrainState) {
+    DATA.with_borrow_mut(|d| *d = None);
+    forget_urls();
+    ts.grid.set(Vec::new());
+    ts.data.set(DataStatus::Empty);
+    ts.skipped.set(Vec::new());
+}
