@@ -64,6 +64,16 @@ mod native {
         Train(cli::train::TrainArgs),
         /// Write the bundle of real X-rays the page fine-tunes on (public/train).
         Subset(cli::subset::SubsetArgs),
+        /// Fit the "does not look like a chest X-ray" criteria and store them in the card.
+        OodFit(cli::ood::OodFitArgs),
+        /// Count how many images in a folder of non-X-rays are flagged (catch rate).
+        OodEval {
+            /// Folder with card.json and the weights (default: public/model).
+            #[arg(long)]
+            model: Option<PathBuf>,
+            /// Folder of images (searched recursively).
+            dir: PathBuf,
+        },
         /// Measure inference speed: median latency at batch 1 and throughput at batch 16.
         Bench {
             /// Folder with card.json and the weights (default: public/model).
@@ -127,7 +137,22 @@ mod native {
                             file,
                             label,
                             p_pneumonia,
-                        } if !json => println!("{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}"),
+                            ood_reason,
+                            dicom,
+                            ..
+                        } if !json => {
+                            let mut line =
+                                format!("{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}");
+                            if let Some(d) = dicom {
+                                line.push_str(&format!("\t{}", d.summary()));
+                            }
+                            if let Some(why) = ood_reason {
+                                line.push_str(&format!(
+                                    "\twarning: this does not look like a chest X-ray: {why}"
+                                ));
+                            }
+                            println!("{line}");
+                        }
                         PredictLine::Err { file, error } => {
                             refused = true;
                             if !json {
@@ -223,6 +248,33 @@ mod native {
                     m.images.len(),
                     m.bytes as f64 / 1e6,
                     args.out.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::OodFit(args) => {
+                let m = cli::ood::fit(&args)?;
+                println!("{}", m.fitted);
+                println!(
+                    "false alarms on held-out X-rays: {:.2} % ({} images)",
+                    100.0 * m.val_false_alarm_rate,
+                    m.val_images
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::OodEval { model, dir } => {
+                let classifier = cli::load_classifier(
+                    &cli::model_dir(model.as_deref()),
+                    burn::prelude::Device::flex(),
+                )?;
+                let r = cli::ood::eval(&classifier, &dir)?;
+                for (file, what) in &r.lines {
+                    println!("{file}\t{what}");
+                }
+                println!(
+                    "flagged {} of {} images ({:.1} %)",
+                    r.flagged,
+                    r.images,
+                    100.0 * r.flagged as f64 / r.images.max(1) as f64
                 );
                 Ok(ExitCode::SUCCESS)
             }

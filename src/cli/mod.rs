@@ -1,6 +1,7 @@
 //! The native command-line tool `xray`: `predict`, `eval` and `train`.
 
 pub mod dataset;
+pub mod ood;
 pub mod subset;
 pub mod train;
 
@@ -9,9 +10,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::ml::{
-    card::ModelCard, classifier::Classifier, metrics, preprocess::InputError, weights::WeightsError,
-};
+use crate::ml::{card::ModelCard, classifier::Classifier, metrics, weights::WeightsError};
 
 /// Everything that ends a command with an error message and a non-zero status.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +160,16 @@ pub enum PredictLine {
         label: &'static str,
         /// Calibrated probability.
         p_pneumonia: f32,
+        /// Whether it does not look like a chest X-ray.
+        ood: bool,
+        /// Why, when `ood`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ood_reason: Option<String>,
+        /// The format read (sniffed from the bytes).
+        format: &'static str,
+        /// Non-identifying DICOM attributes, for DICOM files.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dicom: Option<crate::ml::dicom::DicomInfo>,
     },
     /// A refused file.
     Err {
@@ -177,18 +186,18 @@ pub fn predict(classifier: &Classifier, files: &[PathBuf]) -> Vec<PredictLine> {
         .iter()
         .map(|path| {
             let file = path.display().to_string();
-            let input = std::fs::read(path)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    classifier
-                        .preprocess(&bytes)
-                        .map_err(|e: InputError| e.to_string())
-                });
-            match input.and_then(|x| classifier.classify(&[x]).map_err(|e| e.to_string())) {
-                Ok(p) => PredictLine::Ok {
+            let analysis = std::fs::read(path)
+                .map_err(|e| format!("could not be read: {e}"))
+                .and_then(|bytes| classifier.analyse(&bytes).map_err(|e| e.to_string()));
+            match analysis {
+                Ok(a) => PredictLine::Ok {
                     file,
-                    label: p[0].label,
-                    p_pneumonia: p[0].p_pneumonia,
+                    label: a.prediction.label,
+                    p_pneumonia: a.prediction.p_pneumonia,
+                    ood: a.ood.is_some(),
+                    ood_reason: a.ood,
+                    format: a.format,
+                    dicom: a.dicom,
                 },
                 Err(error) => PredictLine::Err { file, error },
             }

@@ -509,6 +509,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
                 .join(" "),
         },
         history: state.history.clone(),
+        ood: None,
     };
     write_json(&out.join("card.json"), &card)?;
     println!(

@@ -105,6 +105,9 @@ pub struct ModelCard {
     pub training: TrainingInfo,
     /// Per-epoch log.
     pub history: Vec<EpochLog>,
+    /// The fitted "does not look like a chest X-ray" criteria (`xray ood-fit`).
+    #[serde(default)]
+    pub ood: Option<super::ood::OodModel>,
 }
 
 impl ModelCard {

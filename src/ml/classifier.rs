@@ -4,10 +4,46 @@ use burn::prelude::*;
 
 use super::{
     card::ModelCard,
+    dicom::DicomInfo,
     model::ResNet,
+    ood,
     preprocess::{self, InputError},
     weights::{self, WeightsError},
 };
+
+/// Why a file could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyseError {
+    /// The file is not a usable image.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The model failed.
+    #[error("the model failed: {0}")]
+    Model(#[from] WeightsError),
+}
+
+/// Everything the page and the CLI say about one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// The prediction.
+    pub prediction: Prediction,
+    /// Why it does not look like a chest X-ray, if it does not.
+    pub ood: Option<String>,
+    /// What a DICOM file says about the image.
+    pub dicom: Option<DicomInfo>,
+    /// The format read.
+    pub format: &'static str,
+}
+
+/// A file decoded and prepared for the model.
+pub struct Prepared {
+    /// Standardised input.
+    pub input: Vec<f32>,
+    colour: f32,
+    unit: Vec<f32>,
+    dicom: Option<DicomInfo>,
+    format: &'static str,
+}
 
 /// One classified image.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +79,71 @@ impl Classifier {
     /// Standardised model input from file bytes.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, InputError> {
         preprocess::preprocess(bytes, self.card.model.input_size, self.card.normalization)
+    }
+
+    /// Decodes and prepares a file.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, InputError> {
+        let decoded = preprocess::decode(bytes)?;
+        let unit = preprocess::to_square_unit(&decoded.gray, self.card.model.input_size);
+        let mut input = unit.clone();
+        preprocess::normalize(&mut input, self.card.normalization);
+        Ok(Prepared {
+            input,
+            colour: decoded.colour,
+            unit,
+            dicom: decoded.dicom,
+            format: decoded.format,
+        })
+    }
+
+    /// Logits and pooled features of one prepared image, still on the device.
+    ///
+    /// # Shapes
+    /// - output `[1, 2]` and `[1, features]`
+    fn logits_and_features(&self, p: &Prepared) -> (Tensor<2>, Tensor<2>) {
+        let x = preprocess::batch_tensor(
+            std::slice::from_ref(&p.input),
+            self.card.model.input_size,
+            &self.device,
+        );
+        let features = self.model.features(x);
+        (self.model.head(features.clone()), features)
+    }
+
+    fn finish(&self, p: Prepared, logits: &[f32], features: &[f32]) -> Analysis {
+        let prediction = self
+            .predictions(logits)
+            .into_iter()
+            .next()
+            .unwrap_or(Prediction {
+                label: super::card::CLASSES[0],
+                p_pneumonia: f32::NAN,
+            });
+        Analysis {
+            prediction,
+            ood: ood::check(self.card.ood.as_ref(), p.colour, &p.unit, features),
+            dicom: p.dicom,
+            format: p.format,
+        }
+    }
+
+    /// Prediction, out-of-distribution check and metadata for a prepared image (any backend).
+    pub async fn analyse_prepared_async(&self, p: Prepared) -> Result<Analysis, AnalyseError> {
+        let (logits, features) = self.logits_and_features(&p);
+        let read = |e| WeightsError::Read(format!("{e:?}"));
+        let logits = weights::f32_values(logits.into_data_async().await.map_err(read)?)?;
+        let features = weights::f32_values(features.into_data_async().await.map_err(read)?)?;
+        Ok(self.finish(p, &logits, &features))
+    }
+
+    /// Prediction, out-of-distribution check and metadata for a file (native backends).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn analyse(&self, bytes: &[u8]) -> Result<Analysis, AnalyseError> {
+        let p = self.prepare(bytes)?;
+        let (logits, features) = self.logits_and_features(&p);
+        let logits = weights::f32_values(logits.into_data())?;
+        let features = weights::f32_values(features.into_data())?;
+        Ok(self.finish(p, &logits, &features))
     }
 
     /// Logits of a batch of standardised images, still on the device.

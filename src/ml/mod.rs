@@ -3,9 +3,11 @@
 
 pub mod card;
 pub mod classifier;
+pub mod dicom;
 pub mod finetune;
 pub mod metrics;
 pub mod model;
+pub mod ood;
 pub mod preprocess;
 pub mod subset;
 pub mod train;

@@ -33,11 +33,19 @@ pub enum InputError {
     /// A PDF document.
     #[error("this is a PDF document, not an image; export the X-ray as PNG or JPEG")]
     Pdf,
-    /// A DICOM file.
-    #[error("this is a DICOM file, which this version cannot read yet; export it as PNG or JPEG")]
-    Dicom,
+    /// A DICOM file that cannot be parsed.
+    #[error("the DICOM file is damaged or truncated ({0})")]
+    DicomDamaged(String),
+    /// A DICOM file without pixel data (a report, a structured document).
+    #[error("this DICOM file holds no image (it may be a report or a structured document)")]
+    DicomNoImage,
+    /// A DICOM compression without a pure-Rust decoder.
+    #[error(
+        "this DICOM file is compressed as {0}, which cannot be read here; export it uncompressed, as RLE or JPEG, or as PNG"
+    )]
+    DicomCompression(String),
     /// Bytes that match no supported format.
-    #[error("not a supported image (PNG, JPEG, WebP, BMP, TIFF or GIF expected)")]
+    #[error("not a supported image (DICOM, PNG, JPEG, WebP, BMP, TIFF or GIF expected)")]
     UnknownFormat,
     /// The header claims more pixels than the budget.
     #[error(
@@ -103,16 +111,80 @@ fn format_name(format: ImageFormat) -> &'static str {
     }
 }
 
+/// A decoded input, before resizing.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The image as 16-bit gray (white = dense).
+    pub gray: Gray16,
+    /// Mean colourfulness in [0, 1]: (max − min of R, G, B) averaged over the pixels; 0 for
+    /// gray images, whatever their encoding.
+    pub colour: f32,
+    /// The format read.
+    pub format: &'static str,
+    /// Width and height as stored.
+    pub dimensions: (u32, u32),
+    /// What a DICOM file says about the image.
+    pub dicom: Option<super::dicom::DicomInfo>,
+}
+
 /// Decodes any supported image into 16-bit grayscale, with EXIF orientation applied.
 pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
+    decode(bytes).map(|d| d.gray)
+}
+
+fn check_size(width: u32, height: u32) -> Result<(), InputError> {
+    if u64::from(width) * u64::from(height) > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(InputError::TooLarge {
+            width,
+            height,
+            max_mp: MAX_PIXELS / 1_000_000,
+            max_side: MAX_SIDE,
+        });
+    }
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(InputError::TooSmall {
+            width,
+            height,
+            min: MIN_SIDE,
+        });
+    }
+    Ok(())
+}
+
+/// Mean colourfulness of an image, on at most about 65 000 pixels.
+fn colourfulness(img: &DynamicImage) -> f32 {
+    if !img.color().has_color() {
+        return 0.0;
+    }
+    let rgb = img.to_rgb8();
+    let n = rgb.pixels().len();
+    let step = (n / 65_536).max(1);
+    let (sum, count) = rgb.pixels().step_by(step).fold((0u64, 0u64), |(s, c), p| {
+        let [r, g, b] = p.0;
+        (s + u64::from(r.max(g).max(b) - r.min(g).min(b)), c + 1)
+    });
+    sum as f32 / (255.0 * count.max(1) as f32)
+}
+
+/// Decodes any supported image or DICOM file (the format is sniffed from the bytes).
+pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
     if bytes.is_empty() {
         return Err(InputError::Empty);
     }
     if bytes.starts_with(b"%PDF") {
         return Err(InputError::Pdf);
     }
-    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
-        return Err(InputError::Dicom);
+    if super::dicom::is_dicom(bytes) {
+        let (gray, info) = super::dicom::decode(bytes)?;
+        let (w, h) = gray.dimensions();
+        check_size(w, h)?;
+        return Ok(Decoded {
+            gray,
+            colour: 0.0,
+            format: "DICOM",
+            dimensions: (w, h),
+            dicom: Some(info),
+        });
     }
     let format = image::guess_format(bytes).map_err(|_| InputError::UnknownFormat)?;
     let name = format_name(format);
@@ -130,6 +202,11 @@ pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
             detail: "the file ends before the end of the image data".into(),
         });
     }
+    // The header alone first: a lying or hostile header is refused before any allocation.
+    let header = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(corrupt)?;
+    check_size(header.0, header.1)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -146,27 +223,20 @@ pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
         e => corrupt(e),
     })?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE {
-        return Err(InputError::TooLarge {
-            width,
-            height,
-            max_mp: MAX_PIXELS / 1_000_000,
-            max_side: MAX_SIDE,
-        });
-    }
-    if width < MIN_SIDE || height < MIN_SIDE {
-        return Err(InputError::TooSmall {
-            width,
-            height,
-            min: MIN_SIDE,
-        });
-    }
+    check_size(width, height)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     img.apply_orientation(orientation);
-    Ok(flatten_to_gray16(img))
+    let colour = colourfulness(&img);
+    Ok(Decoded {
+        gray: flatten_to_gray16(img),
+        colour,
+        format: name,
+        dimensions: (width, height),
+        dicom: None,
+    })
 }
 
 /// Whether a JPEG has an end-of-image marker after its last scan. Scan data cannot contain

@@ -86,11 +86,10 @@ pub fn DropZone() -> impl IntoView {
                 on:drop=on_drop
             >
                 <p class="big">"Drop chest X-rays here"</p>
-                <p>"or click, press Enter, or paste an image. PNG, JPEG, WebP, BMP, TIFF, GIF; several at once."</p>
+                <p>"or click, press Enter, or paste an image. DICOM, PNG (also 16-bit), JPEG, WebP, BMP, TIFF, GIF, with or without an extension; several at once."</p>
                 <input
                     type="file"
                     multiple
-                    accept="image/*,.tif,.tiff"
                     aria-label="Choose X-ray image files"
                     node_ref=input_ref
                     on:change=on_change

@@ -56,6 +56,12 @@ pub struct ResultRow {
     pub truth: Option<String>,
     /// The fine-tuned model's prediction on the same image, when there is one.
     pub tuned: Option<crate::ml::classifier::Prediction>,
+    /// Why it does not look like a chest X-ray, if it does not.
+    pub ood: Option<String>,
+    /// Non-identifying DICOM attributes, for DICOM files.
+    pub dicom: Option<String>,
+    /// Format read.
+    pub format: &'static str,
 }
 
 /// A refused file.
@@ -180,12 +186,13 @@ impl AppState {
             Ok(c) => c,
             Err(e) => return self.refuse(input.name, format!("the model is not available: {e}")),
         };
-        let x = match classifier.preprocess(&bytes) {
-            Ok(x) => x,
+        let prepared = match classifier.prepare(&bytes) {
+            Ok(p) => p,
             Err(e) => return self.refuse(input.name, e.to_string()),
         };
+        let x = prepared.input.clone();
         let t0 = engine::now_ms();
-        let prediction = classifier.classify_async(std::slice::from_ref(&x)).await;
+        let analysis = classifier.analyse_prepared_async(prepared).await;
         let ms = engine::now_ms() - t0;
         let tuned = match training::classify_tuned(&x).await {
             Some(Ok(p)) => Some(p),
@@ -195,21 +202,25 @@ impl AppState {
             }
             None => None,
         };
-        match prediction {
-            Ok(p) => self.results.update(|r| {
+        match analysis {
+            Ok(a) => self.results.update(|r| {
                 r.insert(
                     0,
                     ResultRow {
                         id: next_id(),
                         file: input.name,
-                        thumb,
-                        label: p[0].label,
-                        p_pneumonia: p[0].p_pneumonia,
+                        // Browsers cannot show DICOM: no thumbnail.
+                        thumb: if a.dicom.is_some() { None } else { thumb },
+                        label: a.prediction.label,
+                        p_pneumonia: a.prediction.p_pneumonia,
                         threshold: classifier.card.threshold,
                         ms,
                         backend: backend.id(),
                         truth: input.truth,
                         tuned,
+                        ood: a.ood,
+                        dicom: a.dicom.map(|d| d.summary()),
+                        format: a.format,
                     },
                 )
             }),

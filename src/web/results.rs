@@ -7,12 +7,12 @@ use super::{AppState, ResultRow};
 
 fn csv(rows: &[ResultRow]) -> String {
     let mut out = String::from(
-        "file,label,p_pneumonia,threshold,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia\n",
+        "file,label,p_pneumonia,threshold,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia,ood\n",
     );
     for r in rows.iter().rev() {
         let file = r.file.replace('"', "\"\"");
         out.push_str(&format!(
-            "\"{file}\",{},{:.6},{:.4},{},{:.1},{},{},{}\n",
+            "\"{file}\",{},{:.6},{:.4},{},{:.1},{},{},{},{}\n",
             r.label,
             r.p_pneumonia,
             r.threshold,
@@ -22,7 +22,8 @@ fn csv(rows: &[ResultRow]) -> String {
             r.tuned.as_ref().map_or("", |t| t.label),
             r.tuned
                 .as_ref()
-                .map_or(String::new(), |t| format!("{:.6}", t.p_pneumonia))
+                .map_or(String::new(), |t| format!("{:.6}", t.p_pneumonia)),
+            r.ood.is_some()
         ));
     }
     out
@@ -73,17 +74,27 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             data-p-pneumonia=format!("{:.6}", row.p_pneumonia)
             data-backend=row.backend
             data-ms=format!("{:.2}", row.ms)
+            data-ood=row.ood.is_some().to_string()
+            data-format=row.format
             data-tuned-label=row.tuned.as_ref().map(|t| t.label)
             data-tuned-p-pneumonia=row.tuned.as_ref().map(|t| format!("{:.6}", t.p_pneumonia))
         >
             <td class="thumb">
                 {row.thumb.clone().map(|src| view! { <img src=src alt=format!("X-ray {}", row.file) /> })}
             </td>
-            <td class="file">{row.file.clone()}</td>
+            <td class="file">
+                {row.file.clone()}
+                {row.dicom.clone().map(|d| view! { <span class="meta" data-testid="dicom-info">{d}</span> })}
+            </td>
             <td>
                 <span class=class>{row.label}</span>
                 " "
                 {truth}
+                {row.ood.clone().map(|why| view! {
+                    <span class="ood" role="note" data-testid="ood-warning">
+                        {format!("⚠ This does not look like a chest X-ray: {why}. The result is meaningless for it.")}
+                    </span>
+                })}
             </td>
             <td class="prob">
                 <div

@@ -119,7 +119,7 @@ fn DataChooser() -> impl IntoView {
                     on:drop=dropped(false)
                 >
                     "NORMAL images (choose or drop): "
-                    <input type="file" multiple=true accept="image/*" data-testid="train-normal" on:change=labelled(false) />
+                    <input type="file" multiple=true data-testid="train-normal" on:change=labelled(false) />
                 </label>
                 <label
                     class="labelled-drop"
@@ -127,7 +127,7 @@ fn DataChooser() -> impl IntoView {
                     on:drop=dropped(true)
                 >
                     "PNEUMONIA images (choose or drop): "
-                    <input type="file" multiple=true accept="image/*" data-testid="train-pneumonia" on:change=labelled(true) />
+                    <input type="file" multiple=true data-testid="train-pneumonia" on:change=labelled(true) />
                 </label>
             </div>
             <p class="muted">"Your images are decoded in this tab and never uploaded; 20 % of each class is held out for validation."</p>

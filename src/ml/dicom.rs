@@ -1,0 +1,215 @@
+//! DICOM input, read with the pure-Rust dicom-rs crates (which build for wasm32): the first
+//! frame of the pixel data as 16-bit gray, after the modality LUT (rescale slope/intercept), the
+//! VOI window (centre/width; without one, the 0.1–99.9 % range of the values) and MONOCHROME1
+//! inversion, plus the few attributes that say what the image is. Patient identifiers are never
+//! read out of the object.
+//!
+//! Transfer syntaxes: implicit and explicit VR little endian, explicit VR big endian, deflated,
+//! RLE lossless and JPEG baseline, extended and lossless. JPEG 2000 and JPEG-LS
+//! need C libraries and are refused with a message.
+
+use std::io::Cursor;
+
+use dicom_dictionary_std::tags;
+use dicom_object::{OpenFileOptions, file::ReadPreamble};
+use dicom_pixeldata::PixelDecoder;
+use serde::{Deserialize, Serialize};
+
+use super::preprocess::{Gray16, InputError, MAX_PIXELS, MAX_SIDE};
+
+/// What a DICOM file says about its image; nothing that identifies a patient.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DicomInfo {
+    /// Modality (CR, DX, CT, …).
+    pub modality: Option<String>,
+    /// Body part examined (CHEST, …).
+    pub body_part: Option<String>,
+    /// View position (PA, AP, LL, …).
+    pub view_position: Option<String>,
+    /// MONOCHROME1, MONOCHROME2, RGB, …
+    pub photometric: String,
+    /// Bits stored per sample.
+    pub bits_stored: u16,
+    /// Frames in the file (only the first is used).
+    pub frames: u32,
+    /// Name of the transfer syntax.
+    pub transfer_syntax: String,
+    /// Whether a window centre/width from the file was applied.
+    pub windowed: bool,
+}
+
+impl DicomInfo {
+    /// A one-line summary for the page and the CLI.
+    pub fn summary(&self) -> String {
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        format!(
+            "DICOM: modality {}, body part {}, view {}, {} {}-bit{}{}",
+            or(&self.modality),
+            or(&self.body_part),
+            or(&self.view_position),
+            self.photometric,
+            self.bits_stored,
+            if self.frames > 1 {
+                format!(", first of {} frames", self.frames)
+            } else {
+                String::new()
+            },
+            if self.windowed {
+                ", window from the file"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Whether `bytes` start like a DICOM file: `DICM` after the 128-byte preamble, or at the start
+/// when the preamble was stripped.
+pub fn is_dicom(bytes: &[u8]) -> bool {
+    bytes.get(128..132) == Some(b"DICM") || bytes.get(0..4) == Some(b"DICM")
+}
+
+fn damaged(e: impl std::fmt::Display) -> InputError {
+    InputError::DicomDamaged(e.to_string())
+}
+
+/// Decodes the first frame of a DICOM file to 16-bit gray (white = dense, as in MONOCHROME2).
+pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
+    let body = if bytes.get(0..4) == Some(b"DICM") {
+        // No preamble: the reader expects the magic at the start.
+        bytes
+    } else {
+        bytes
+            .get(128..)
+            .ok_or(InputError::DicomDamaged("too short".into()))?
+    };
+    let obj = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .from_reader(Cursor::new(body))
+        .map_err(damaged)?;
+    let text = |tag| {
+        obj.element(tag)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().trim_end_matches('\0').to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let int = |tag| obj.element(tag).ok().and_then(|e| e.to_int::<u32>().ok());
+    let ts_uid = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    let transfer_syntax = transfer_syntax_name(&ts_uid);
+    if obj.element(tags::PIXEL_DATA).is_err() {
+        return Err(InputError::DicomNoImage);
+    }
+    let (rows, cols) = (
+        int(tags::ROWS).unwrap_or(0),
+        int(tags::COLUMNS).unwrap_or(0),
+    );
+    if u64::from(rows) * u64::from(cols) > MAX_PIXELS || rows.max(cols) > MAX_SIDE {
+        return Err(InputError::TooLarge {
+            width: cols,
+            height: rows,
+            max_mp: MAX_PIXELS / 1_000_000,
+            max_side: MAX_SIDE,
+        });
+    }
+    let mut info = DicomInfo {
+        modality: text(tags::MODALITY),
+        body_part: text(tags::BODY_PART_EXAMINED),
+        view_position: text(tags::VIEW_POSITION),
+        photometric: text(tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default(),
+        bits_stored: int(tags::BITS_STORED).unwrap_or(0) as u16,
+        frames: int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1),
+        transfer_syntax,
+        windowed: false,
+    };
+    let decoded = obj.decode_pixel_data().map_err(|e| {
+        let msg = e.to_string();
+        if msg.to_ascii_lowercase().contains("unsupported")
+            || msg.to_ascii_lowercase().contains("not supported")
+            || msg.to_ascii_lowercase().contains("missing")
+                && msg.to_ascii_lowercase().contains("decoder")
+        {
+            InputError::DicomCompression(info.transfer_syntax.clone())
+        } else {
+            damaged(msg)
+        }
+    })?;
+    let (w, h) = (decoded.columns(), decoded.rows());
+    let spp = usize::from(decoded.samples_per_pixel().max(1));
+    let values: Vec<f32> = decoded.to_vec_frame::<f32>(0).map_err(damaged)?;
+    let n = (w as usize) * (h as usize);
+    if w == 0 || h == 0 || values.len() < n * spp {
+        return Err(damaged("the pixel data is shorter than the image size"));
+    }
+    let gray: Vec<f32> = if spp == 1 {
+        values[..n].to_vec()
+    } else {
+        values
+            .chunks_exact(spp)
+            .take(n)
+            .map(|p| p.iter().take(3).sum::<f32>() / spp.min(3) as f32)
+            .collect()
+    };
+    let window = decoded
+        .window()
+        .ok()
+        .flatten()
+        .and_then(|w| w.first().copied())
+        .filter(|w| w.width > 1.0);
+    let (lo, hi) = match window {
+        Some(win) if spp == 1 => {
+            info.windowed = true;
+            let half = (win.width - 1.0) / 2.0;
+            (
+                (win.center - 0.5 - half) as f32,
+                (win.center - 0.5 + half) as f32,
+            )
+        }
+        _ => percentiles(&gray, 0.001, 0.999),
+    };
+    let span = (hi - lo).max(f32::EPSILON);
+    let invert = info.photometric == "MONOCHROME1";
+    let pixels: Vec<u16> = gray
+        .iter()
+        .map(|&v| {
+            let u = ((v - lo) / span).clamp(0.0, 1.0);
+            let u = if invert { 1.0 - u } else { u };
+            (u * 65_535.0).round() as u16
+        })
+        .collect();
+    let image = Gray16::from_raw(w, h, pixels).ok_or_else(|| damaged("bad image size"))?;
+    Ok((image, info))
+}
+
+/// The `lo` and `hi` quantiles of `values` (finite ones).
+fn percentiles(values: &[f32], lo: f64, hi: f64) -> (f32, f32) {
+    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f32::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(lo), at(hi))
+}
+
+/// A readable name for the common transfer syntaxes.
+fn transfer_syntax_name(uid: &str) -> String {
+    match uid {
+        "1.2.840.10008.1.2" => "implicit VR little endian",
+        "1.2.840.10008.1.2.1" => "explicit VR little endian",
+        "1.2.840.10008.1.2.1.99" => "deflated explicit VR little endian",
+        "1.2.840.10008.1.2.2" => "explicit VR big endian",
+        "1.2.840.10008.1.2.5" => "RLE lossless",
+        "1.2.840.10008.1.2.4.50" => "JPEG baseline",
+        "1.2.840.10008.1.2.4.51" => "JPEG extended",
+        "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "JPEG lossless",
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" => "JPEG-LS",
+        "1.2.840.10008.1.2.4.90" | "1.2.840.10008.1.2.4.91" => "JPEG 2000",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
