@@ -1,4 +1,7 @@
-//! The `xray` command line on good and bad files and folders.
+//! The `xray` command line on good and bad files and folders, and on the whole generated
+//! corpus of unusual and hostile inputs.
+
+mod corpus;
 
 use std::{
     path::{Path, PathBuf},
@@ -292,4 +295,55 @@ fn bad_data_folders_give_clear_errors() {
     let out = xray(&["train", "--data", nothing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected NORMAL/ and PNEUMONIA/"));
+}
+
+#[test]
+fn predict_json_handles_the_whole_hostile_corpus() {
+    let dir = tmp("corpus");
+    let cases = corpus::cases();
+    let mut paths = Vec::new();
+    for c in &cases {
+        let p = dir.join(c.name);
+        std::fs::write(&p, &c.bytes).unwrap();
+        paths.push(p.display().to_string());
+    }
+    let mut args = vec!["predict", "--json"];
+    args.extend(paths.iter().map(String::as_str));
+    let out = xray(&args);
+    assert_eq!(out.status.code(), Some(1), "refused files make the exit code 1");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), cases.len(), "one line per file");
+    let plain = lines[0]["p_pneumonia"].as_f64().unwrap();
+    for (case, line) in cases.iter().zip(&lines) {
+        assert!(line["file"].as_str().unwrap().ends_with(case.name), "{line}");
+        match &case.expect {
+            corpus::Expect::Same => {
+                let p = line["p_pneumonia"].as_f64().unwrap_or(f64::NAN);
+                assert!((p - plain).abs() < 0.05, "{}: {line}", case.name);
+                assert_eq!(line["ood"], false, "{}: {line}", case.name);
+            }
+            corpus::Expect::Ood => {
+                assert_eq!(line["ood"], true, "{}: {line}", case.name);
+                assert!(line["ood_reason"].is_string(), "{line}");
+            }
+            corpus::Expect::Refused(text) => {
+                let error = line["error"].as_str().unwrap_or_default();
+                assert!(error.contains(text), "{}: {line}", case.name);
+            }
+        }
+    }
+    // DICOM attributes are reported, patient identifiers are not.
+    let dcm = lines
+        .iter()
+        .find(|l| l["file"].as_str().unwrap().ends_with("mono1-12bit.dcm"))
+        .unwrap();
+    assert_eq!(dcm["format"], "DICOM");
+    assert_eq!(dcm["dicom"]["body_part"], "CHEST");
+    assert_eq!(dcm["dicom"]["photometric"], "MONOCHROME1");
+    let all = lines.iter().map(|l| l.to_string()).collect::<String>();
+    assert!(!all.contains("DOE") && !all.contains("PATIENT-ID"));
 }

@@ -3,6 +3,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod corpus;
 mod support;
 
 use std::{
@@ -158,5 +159,79 @@ async fn the_built_site_classifies_on_webgpu_and_cpu_and_stays_on_its_origin() {
         "requests outside the sub-path: {served:?}"
     );
     assert!(served.iter().any(|p| p.ends_with("model.bpk")));
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+async fn the_page_handles_the_whole_hostile_corpus() {
+    let (origin, _log) = serve_dist();
+    let (c, _driver) = support::browser().await;
+    let dir = std::env::temp_dir().join(format!("xray-e2e-corpus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = corpus::cases();
+    let mut paths = Vec::new();
+    for case in &cases {
+        let p = dir.join(case.name);
+        std::fs::write(&p, &case.bytes).unwrap();
+        paths.push(p.display().to_string());
+    }
+    open_until_ready(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+    let input = c.find(Locator::Css("input[type=file]")).await.unwrap();
+    input.send_keys(&paths.join("\n")).await.unwrap();
+    let n = cases.len();
+    wait_for(
+        &c,
+        &format!("return document.querySelectorAll('[data-testid=prediction]').length + document.querySelectorAll('[data-testid=error]').length === {n}"),
+        600,
+        "every file answered",
+    )
+    .await;
+    let rows = js(&c, "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => [e.dataset.file, +e.dataset.pPneumonia, e.dataset.ood, !!e.querySelector('[data-testid=ood-warning]')])").await;
+    let errors = js(&c, "return [...document.querySelectorAll('[data-testid=error]')].map(e => [e.dataset.file, e.textContent])").await;
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[0] == name)
+            .cloned()
+    };
+    let plain = row("plain.jpeg").expect("plain.jpeg classified")[1].as_f64().unwrap();
+    for case in &cases {
+        match &case.expect {
+            corpus::Expect::Same => {
+                let r = row(case.name).unwrap_or_else(|| panic!("{} not classified: {errors}", case.name));
+                let p = r[1].as_f64().unwrap();
+                assert!((p - plain).abs() < 0.05, "{}: {p} vs {plain}", case.name);
+                assert_eq!(r[2], "false", "{}: {r}", case.name);
+            }
+            corpus::Expect::Ood => {
+                let r = row(case.name).unwrap_or_else(|| panic!("{} not classified", case.name));
+                assert_eq!(r[2], "true", "{}: {r}", case.name);
+                assert_eq!(r[3], true, "{}: the warning is shown", case.name);
+            }
+            corpus::Expect::Refused(text) => {
+                let e = errors
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e[0] == case.name)
+                    .unwrap_or_else(|| panic!("{} not refused", case.name));
+                let msg = e[1].as_str().unwrap();
+                assert!(msg.contains(case.name) && msg.contains(text), "{}: {msg}", case.name);
+            }
+        }
+    }
+    // DICOM attributes are shown, patient identifiers never.
+    let meta = js(&c, "return [...document.querySelectorAll('[data-testid=dicom-info]')].map(e => e.textContent)").await;
+    assert!(meta.as_array().unwrap().len() >= 8, "{meta}");
+    assert!(meta.to_string().contains("CHEST"), "{meta}");
+    let text = js(&c, "return document.body.innerText").await;
+    assert!(!text.as_str().unwrap().contains("DOE") && !text.as_str().unwrap().contains("PATIENT-ID"));
+    // The page is still usable.
+    assert_eq!(
+        js(&c, "return document.querySelector('[data-testid=model-status]').dataset.state").await,
+        "ready"
+    );
     c.close().await.unwrap();
 }

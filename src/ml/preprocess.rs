@@ -48,9 +48,7 @@ pub enum InputError {
     #[error("not a supported image (DICOM, PNG, JPEG, WebP, BMP, TIFF or GIF expected)")]
     UnknownFormat,
     /// The header claims more pixels than the budget.
-    #[error(
-        "the image is too large ({width}×{height} pixels; at most {max_mp} megapixels and {max_side} pixels a side)"
-    )]
+    #[error("{}", too_large(*.width, *.height, *.max_mp, *.max_side))]
     TooLarge {
         /// Declared width.
         width: u32,
@@ -79,6 +77,15 @@ pub enum InputError {
         /// Decoder message.
         detail: String,
     },
+}
+
+fn too_large(width: u32, height: u32, max_mp: u64, max_side: u32) -> String {
+    let limits = format!("at most {max_mp} megapixels and {max_side} pixels a side");
+    if width == 0 || height == 0 {
+        format!("the image is too large ({limits})")
+    } else {
+        format!("the image is too large ({width}×{height} pixels; {limits})")
+    }
 }
 
 /// Intensity standardisation, fitted on the training images and saved with the weights.
@@ -203,9 +210,17 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
         });
     }
     // The header alone first: a lying or hostile header is refused before any allocation.
-    let header = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(corrupt)?;
+    let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+    header.no_limits();
+    let header = header.into_dimensions().map_err(|e| match e {
+        image::ImageError::Limits(_) => InputError::TooLarge {
+            width: 0,
+            height: 0,
+            max_mp: MAX_PIXELS / 1_000_000,
+            max_side: MAX_SIDE,
+        },
+        e => corrupt(e),
+    })?;
     check_size(header.0, header.1)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
