@@ -3,4 +3,11 @@
 // site works under any sub-path.
 import init from "../xray-web.js";
 
+// Offline use after the first visit (see public/sw.js, moved to the root of dist/ by the build).
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker
+    .register(new URL("../sw.js", import.meta.url), { scope: new URL("../", import.meta.url) })
+    .catch((e) => console.warn("offline use unavailable:", e));
+}
+
 await init({ module_or_path: new URL("../xray-web_bg.wasm", import.meta.url) });

@@ -310,7 +310,11 @@ fn predict_json_handles_the_whole_hostile_corpus() {
     let mut args = vec!["predict", "--json"];
     args.extend(paths.iter().map(String::as_str));
     let out = xray(&args);
-    assert_eq!(out.status.code(), Some(1), "refused files make the exit code 1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "refused files make the exit code 1"
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -319,7 +323,10 @@ fn predict_json_handles_the_whole_hostile_corpus() {
     assert_eq!(lines.len(), cases.len(), "one line per file");
     let plain = lines[0]["p_pneumonia"].as_f64().unwrap();
     for (case, line) in cases.iter().zip(&lines) {
-        assert!(line["file"].as_str().unwrap().ends_with(case.name), "{line}");
+        assert!(
+            line["file"].as_str().unwrap().ends_with(case.name),
+            "{line}"
+        );
         match &case.expect {
             corpus::Expect::Same => {
                 let p = line["p_pneumonia"].as_f64().unwrap_or(f64::NAN);

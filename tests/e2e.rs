@@ -196,11 +196,14 @@ async fn the_page_handles_the_whole_hostile_corpus() {
             .find(|r| r[0] == name)
             .cloned()
     };
-    let plain = row("plain.jpeg").expect("plain.jpeg classified")[1].as_f64().unwrap();
+    let plain = row("plain.jpeg").expect("plain.jpeg classified")[1]
+        .as_f64()
+        .unwrap();
     for case in &cases {
         match &case.expect {
             corpus::Expect::Same => {
-                let r = row(case.name).unwrap_or_else(|| panic!("{} not classified: {errors}", case.name));
+                let r = row(case.name)
+                    .unwrap_or_else(|| panic!("{} not classified: {errors}", case.name));
                 let p = r[1].as_f64().unwrap();
                 assert!((p - plain).abs() < 0.05, "{}: {p} vs {plain}", case.name);
                 assert_eq!(r[2], "false", "{}: {r}", case.name);
@@ -218,20 +221,129 @@ async fn the_page_handles_the_whole_hostile_corpus() {
                     .find(|e| e[0] == case.name)
                     .unwrap_or_else(|| panic!("{} not refused", case.name));
                 let msg = e[1].as_str().unwrap();
-                assert!(msg.contains(case.name) && msg.contains(text), "{}: {msg}", case.name);
+                assert!(
+                    msg.contains(case.name) && msg.contains(text),
+                    "{}: {msg}",
+                    case.name
+                );
             }
         }
     }
     // DICOM attributes are shown, patient identifiers never.
-    let meta = js(&c, "return [...document.querySelectorAll('[data-testid=dicom-info]')].map(e => e.textContent)").await;
+    let meta = js(
+        &c,
+        "return [...document.querySelectorAll('[data-testid=dicom-info]')].map(e => e.textContent)",
+    )
+    .await;
     assert!(meta.as_array().unwrap().len() >= 8, "{meta}");
     assert!(meta.to_string().contains("CHEST"), "{meta}");
     let text = js(&c, "return document.body.innerText").await;
-    assert!(!text.as_str().unwrap().contains("DOE") && !text.as_str().unwrap().contains("PATIENT-ID"));
+    assert!(
+        !text.as_str().unwrap().contains("DOE") && !text.as_str().unwrap().contains("PATIENT-ID")
+    );
     // The page is still usable.
     assert_eq!(
-        js(&c, "return document.querySelector('[data-testid=model-status]').dataset.state").await,
+        js(
+            &c,
+            "return document.querySelector('[data-testid=model-status]').dataset.state"
+        )
+        .await,
         "ready"
     );
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+async fn after_one_visit_the_app_works_offline() {
+    use std::sync::atomic::Ordering;
+    let (origin, _log) = serve_dist();
+    let base = format!("{origin}{PREFIX}");
+    let (c, _driver) = support::browser().await;
+    open_until_ready(&c, &format!("{base}?backend=cpu")).await;
+    wait_for(
+        &c,
+        "return !!navigator.serviceWorker.controller",
+        180,
+        "the service worker to take control",
+    )
+    .await;
+    let files = js(&c, "return fetch('sw.js').then(r => r.text()).then(t => t.match(/const FILES = (\\[.*\\]);/)[1])").await;
+    let n = serde_json::from_str::<Vec<String>>(files.as_str().unwrap())
+        .unwrap()
+        .len();
+    let cached = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; const poll = () => caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k).then(c => c.keys())))).then(ls => { const m = Math.max(0, ...ls.map(l => l.length)); if (m >= arguments[0]) done(m); else setTimeout(poll, 250); }); poll();",
+            vec![json!(n)],
+        )
+        .await
+        .unwrap();
+    assert!(
+        cached.as_u64().unwrap() >= n as u64,
+        "{cached} of {n} files cached"
+    );
+
+    support::OFFLINE.store(true, Ordering::SeqCst);
+    let probe = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; fetch('not-cached-' + Date.now()).then(() => done('online'), () => done('offline'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(probe, "offline", "the server must be unreachable now");
+    open_until_ready(&c, &format!("{base}?backend=cpu")).await;
+    let sample = c.find(Locator::Css("[data-testid=sample]")).await.unwrap();
+    sample.click().await.unwrap();
+    wait_for(
+        &c,
+        "return document.querySelectorAll('[data-testid=prediction]').length === 1",
+        120,
+        "a prediction while offline",
+    )
+    .await;
+    support::OFFLINE.store(false, Ordering::SeqCst);
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs dist/ (trunk build --release), chromedriver and axe-core; run by .ci/test"]
+async fn axe_finds_no_accessibility_violations_with_results_and_errors_shown() {
+    let (origin, _log) = serve_dist();
+    let (c, _driver) = support::browser().await;
+    open_until_ready(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+    let empty = support::axe_violations(&c).await;
+    assert_eq!(empty, json!([]), "empty page: {empty:#}");
+
+    let dir = std::env::temp_dir().join(format!("xray-e2e-axe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = corpus::cases();
+    let mut paths = Vec::new();
+    for name in [
+        "plain.jpeg",
+        "notes.png",
+        "colour-photo.png",
+        "mono1-12bit.dcm",
+    ] {
+        let case = cases.iter().find(|c| c.name == name).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, &case.bytes).unwrap();
+        paths.push(p.display().to_string());
+    }
+    let input = c.find(Locator::Css("input[type=file]")).await.unwrap();
+    input.send_keys(&paths.join("\n")).await.unwrap();
+    wait_for(
+        &c,
+        "return document.querySelectorAll('[data-testid=prediction]').length === 3 && document.querySelectorAll('[data-testid=error]').length === 1",
+        300,
+        "results and an error",
+    )
+    .await;
+    let shown = support::axe_violations(&c).await;
+    assert_eq!(shown, json!([]), "with results and an error: {shown:#}");
+    // Results are announced: the results and the errors are live regions.
+    let live = js(&c, "return [!!document.querySelector('[aria-live] [data-testid=prediction]'), !!document.querySelector('[role=alert] [data-testid=error]')]").await;
+    assert_eq!(live, json!([true, true]));
     c.close().await.unwrap();
 }

@@ -169,6 +169,9 @@ async fn demo_training_runs_on_cpu_and_webgpu_and_its_weights_round_trip() {
     short_run(&c, "whole").await;
     let (_, tuned_cpu) = classify(&c, &sample).await;
     assert!((0.0..=1.0).contains(&tuned_cpu));
+    // Every training panel is on screen now: none may break accessibility.
+    let violations = support::axe_violations(&c).await;
+    assert_eq!(violations, json!([]), "training panels: {violations:#}");
 
     set(&c, "train-epochs", "20").await;
     set(&c, "train-per-class", "20").await;

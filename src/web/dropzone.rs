@@ -87,20 +87,19 @@ pub fn DropZone() -> impl IntoView {
             >
                 <p class="big">"Drop chest X-rays here"</p>
                 <p>"or click, press Enter, or paste an image. DICOM, PNG (also 16-bit), JPEG, WebP, BMP, TIFF, GIF, with or without an extension; several at once."</p>
-                <input
-                    type="file"
-                    multiple
-                    aria-label="Choose X-ray image files"
-                    node_ref=input_ref
-                    on:change=on_change
-                />
-                <p class="pending" aria-live="polite">
-                    {move || match state.pending.get() {
-                        0 => String::new(),
-                        n => format!("{n} image(s) waiting…"),
-                    }}
-                </p>
             </div>
+            <p class="row">
+                <label>
+                    "Or choose files: "
+                    <input type="file" multiple node_ref=input_ref on:change=on_change />
+                </label>
+            </p>
+            <p class="pending" aria-live="polite">
+                {move || match state.pending.get() {
+                    0 => String::new(),
+                    n => format!("{n} image(s) waiting…"),
+                }}
+            </p>
         </section>
     }
 }

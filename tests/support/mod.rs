@@ -8,7 +8,10 @@ use std::{
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -17,6 +20,9 @@ use serde_json::{Value, json};
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub const PREFIX: &str = "/some/sub/dir/";
+
+/// While set, the server drops every connection without answering, as if the network were gone.
+pub static OFFLINE: AtomicBool = AtomicBool::new(false);
 
 /// A static file server for `dist/` under [`PREFIX`], recording every path asked for.
 pub fn serve(dist: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
@@ -35,6 +41,10 @@ pub fn serve(dist: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 fn handle(mut stream: TcpStream, dist: &Path, log: &Mutex<Vec<String>>) {
+    if OFFLINE.load(Ordering::SeqCst) {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    }
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -188,4 +198,18 @@ pub async fn open_until_ready(c: &Client, url: &str) -> f64 {
     c.goto(url).await.unwrap();
     wait_for(c, "const s = document.querySelector('[data-testid=model-status]'); return s && s.dataset.state === 'ready'", 600, "model ready").await;
     t0.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page and returns its violations.
+pub async fn axe_violations(c: &Client) -> Value {
+    let path =
+        std::env::var("AXE_JS").expect("AXE_JS (set by .ci/env.sh; .ci/setup downloads axe-core)");
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    c.execute(&source, vec![]).await.unwrap();
+    c.execute_async(
+        "const done = arguments[arguments.length - 1]; axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))), e => done([{id: 'axe failed', help: String(e)}]));",
+        vec![],
+    )
+    .await
+    .unwrap()
 }

@@ -1,0 +1,54 @@
+// Service worker: after the first visit the app works with no network. It precaches every file
+// of the build (the list and the version are filled in by scripts/service-worker.sh, a trunk
+// post-build hook, which also moves this file to the root of dist/ so that its scope is the
+// app's folder, under whatever path it is hosted). A new deployment changes the version, so the
+// browser installs the new worker, which fills a new cache and deletes the old one.
+const VERSION = "__VERSION__";
+const FILES = __FILES__;
+const CACHE = `xray-web-${VERSION}`;
+const scope = self.registration.scope;
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll(FILES.map((f) => new URL(f, scope).href)))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((keys) =>
+        Promise.all(
+          keys
+            .filter((k) => k.startsWith("xray-web-") && k !== CACHE)
+            .map((k) => caches.delete(k)),
+        ),
+      )
+      .then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET" || !request.url.startsWith(scope)) return;
+  event.respondWith(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      const hit = await cache.match(request, { ignoreSearch: true });
+      if (hit) return hit;
+      try {
+        return await fetch(request);
+      } catch (err) {
+        if (request.mode === "navigate") {
+          const page = await cache.match(scope);
+          if (page) return page;
+        }
+        throw err;
+      }
+    })(),
+  );
+});
