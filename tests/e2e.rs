@@ -347,3 +347,84 @@ async fn axe_finds_no_accessibility_violations_with_results_and_errors_shown() {
     assert_eq!(live, json!([true, true]));
     c.close().await.unwrap();
 }
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+async fn a_new_deployment_replaces_the_offline_cache() {
+    let site = std::env::temp_dir().join(format!("xray-e2e-deploy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&site);
+    copy_tree(&Path::new(ROOT).join("dist"), &site);
+    let (port, _log) = support::serve(site.clone());
+    let base = format!("http://127.0.0.1:{port}{PREFIX}");
+    let (c, _driver) = support::browser().await;
+    open_until_ready(&c, &format!("{base}?backend=cpu")).await;
+    wait_for(
+        &c,
+        "return !!navigator.serviceWorker.controller",
+        180,
+        "the service worker",
+    )
+    .await;
+    let first = wait_for(
+        &c,
+        "return caches.keys().then(k => k.length === 1 && k[0])",
+        120,
+        "one cache",
+    )
+    .await;
+
+    // Deploy a new version: a changed page, and the worker the build would write for it.
+    let index = site.join("index.html");
+    let html = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(
+        &index,
+        html.replace(
+            "<title>",
+            "<meta name=\"build\" content=\"second\" /><title>",
+        ),
+    )
+    .unwrap();
+    let sw = site.join("sw.js");
+    let old = first
+        .as_str()
+        .unwrap()
+        .trim_start_matches("xray-web-")
+        .to_string();
+    let text = std::fs::read_to_string(&sw).unwrap();
+    std::fs::write(&sw, text.replace(&old, "second-deployment")).unwrap();
+
+    js(
+        &c,
+        "return navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => true)",
+    )
+    .await;
+    wait_for(
+        &c,
+        "return caches.keys().then(k => k.length === 1 && k[0] === 'xray-web-second-deployment')",
+        180,
+        "the new cache to replace the old one",
+    )
+    .await;
+    open_until_ready(&c, &format!("{base}?backend=cpu")).await;
+    let build = js(
+        &c,
+        "const m = document.querySelector('meta[name=build]'); return m && m.content",
+    )
+    .await;
+    assert_eq!(build, "second", "the page comes from the new deployment");
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&site);
+}
