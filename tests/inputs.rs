@@ -97,3 +97,15 @@ fn a_30_megapixel_image_is_downscaled() {
     let x = preprocess::to_square_unit(&d.gray, 128);
     assert_eq!(x.len(), 128 * 128);
 }
+
+/// Writes the corpus as seeds for the fuzzer (`fuzz/corpus/decode`, not committed):
+/// `cargo test --release --test inputs -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes files for cargo fuzz"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    std::fs::create_dir_all(&dir).unwrap();
+    for case in corpus::cases() {
+        std::fs::write(dir.join(case.name), &case.bytes).unwrap();
+    }
+}
