@@ -1,6 +1,8 @@
 //! The `xray` command line on good and bad files and folders, and on the whole generated
 //! corpus of unusual and hostile inputs.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 mod corpus;
 
 use std::{

@@ -4,6 +4,8 @@
 //! expected reason, and nothing panics. The CLI and the page run the same corpus
 //! (tests/cli.rs, tests/e2e.rs).
 
+#![cfg(not(target_arch = "wasm32"))]
+
 mod corpus;
 
 use burn::prelude::*;
