@@ -120,7 +120,8 @@ async fn the_built_site_classifies_on_webgpu_and_cpu_and_stays_on_its_origin() {
     sample.click().await.unwrap();
     wait_for(
         &c,
-        &format!("return [...document.querySelectorAll('[data-testid=prediction]')].some(e => e.dataset.file === '{sample_file}')"),
+        // The uploaded files may share the sample's name: wait for the row with a true label.
+        &format!("const r = document.querySelector('[data-testid=prediction]'); return r && r.dataset.file === '{sample_file}' && !!r.querySelector('.truth')"),
         120,
         "the sample's prediction",
     )
