@@ -83,6 +83,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
             .get(128..)
             .ok_or(InputError::DicomDamaged("too short".into()))?
     };
+    check_lengths(body)?;
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
         .from_reader(Cursor::new(body))
@@ -126,7 +127,8 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         transfer_syntax,
         windowed: false,
     };
-    let decoded = obj.decode_pixel_data().map_err(|e| {
+    // Only the first frame is decoded, whatever the number of frames claims.
+    let decoded = obj.decode_pixel_data_frame(0).map_err(|e| {
         let msg = e.to_string();
         if msg.to_ascii_lowercase().contains("unsupported")
             || msg.to_ascii_lowercase().contains("not supported")
@@ -212,4 +214,92 @@ fn transfer_syntax_name(uid: &str) -> String {
         other => return other.to_string(),
     }
     .to_string()
+}
+
+/// Walks the element headers from the start (`DICM`) up to the first element of undefined
+/// length, and refuses the file if one declares more bytes than the file has left. The parser
+/// reserves memory for a declared length before reading it, so a few corrupted bytes could
+/// otherwise make it claim gigabytes (found by fuzzing).
+fn check_lengths(body: &[u8]) -> Result<(), InputError> {
+    let mut pos = 4; // "DICM"
+    let mut explicit = true;
+    let mut big_endian = false;
+    let mut in_meta = true;
+    let mut syntax = String::new();
+    while pos + 8 <= body.len() {
+        let group_le = u16::from_le_bytes([body[pos], body[pos + 1]]);
+        if in_meta && group_le != 0x0002 {
+            in_meta = false;
+            let ts = syntax.trim_end_matches(['\0', ' ']);
+            if ts == "1.2.840.10008.1.2.1.99" {
+                return Ok(()); // deflated: the rest is compressed
+            }
+            explicit = ts != "1.2.840.10008.1.2";
+            big_endian = ts == "1.2.840.10008.1.2.2";
+        }
+        let u16_at = |i: usize| {
+            let b = [body[i], body[i + 1]];
+            if big_endian && !in_meta {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }
+        };
+        let u32_at = |i: usize| -> Option<u32> {
+            let b: [u8; 4] = body.get(i..i + 4)?.try_into().ok()?;
+            Some(if big_endian && !in_meta {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        let (group, element) = (u16_at(pos), u16_at(pos + 2));
+        let (len, header) = if group == 0xFFFE {
+            (u32_at(pos + 4).unwrap_or(0), 8)
+        } else if explicit {
+            let vr = &body[pos + 4..pos + 6];
+            let long = matches!(
+                vr,
+                b"OB"
+                    | b"OD"
+                    | b"OF"
+                    | b"OL"
+                    | b"OV"
+                    | b"OW"
+                    | b"SQ"
+                    | b"SV"
+                    | b"UC"
+                    | b"UN"
+                    | b"UR"
+                    | b"UT"
+                    | b"UV"
+            );
+            if long {
+                (
+                    u32_at(pos + 8).ok_or_else(|| damaged("the file ends inside a header"))?,
+                    12,
+                )
+            } else {
+                (u32::from(u16_at(pos + 6)), 8)
+            }
+        } else {
+            (u32_at(pos + 4).unwrap_or(0), 8)
+        };
+        if len == u32::MAX {
+            return Ok(()); // a sequence or encapsulated pixel data: the parser takes over
+        }
+        let start = pos + header;
+        let end = start.saturating_add(len as usize);
+        if end > body.len() {
+            return Err(damaged(format!(
+                "element ({group:04X},{element:04X}) declares {len} bytes but only {} remain",
+                body.len().saturating_sub(start)
+            )));
+        }
+        if in_meta && (group, element) == (0x0002, 0x0010) {
+            syntax = String::from_utf8_lossy(&body[start..end]).into_owned();
+        }
+        pos = end;
+    }
+    Ok(())
 }

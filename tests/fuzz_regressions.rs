@@ -1,0 +1,127 @@
+//! Inputs the fuzzer (fuzz/, `cargo fuzz run decode`) found to misbehave, kept so they stay
+//! fixed, and variations of them generated here. Each must be refused (or decoded) quickly and
+//! without a large allocation: a counting allocator measures the peak.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod corpus;
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use xray_web::ml::preprocess;
+
+struct Counting;
+
+static NOW: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = NOW.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
+        PEAK.fetch_max(now, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        NOW.fetch_sub(layout.size(), Ordering::SeqCst);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Decodes `bytes` and returns (the result as text, the peak of new allocations in bytes).
+fn decode_measured(bytes: &[u8]) -> (String, usize) {
+    let base = NOW.load(Ordering::SeqCst);
+    PEAK.store(base, Ordering::SeqCst);
+    let result = match preprocess::decode(bytes) {
+        Ok(d) => format!("ok {:?}", d.gray.dimensions()),
+        Err(e) => e.to_string(),
+    };
+    (result, PEAK.load(Ordering::SeqCst) - base)
+}
+
+const LIMIT: usize = 64 << 20;
+
+/// The counters are global: tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn fuzzer_crashes_stay_fixed() {
+    let _turn = turn();
+    // A mutated DICOM whose corrupted element lengths made the parser reserve and fill 4 GB
+    // (libFuzzer: out-of-memory) before failing.
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz/oom-bc631a1d.dcm"
+    ))
+    .unwrap();
+    let (result, peak) = decode_measured(&bytes);
+    assert!(result.contains("DICOM file is damaged"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+}
+
+fn mono2() -> Vec<u8> {
+    corpus::cases()
+        .into_iter()
+        .find(|c| c.name == "mono2-12bit.dcm")
+        .unwrap()
+        .bytes
+}
+
+/// Overwrites the 2-byte length of the element whose header starts with `tag_vr`.
+fn set_length(bytes: &mut [u8], tag_vr: &[u8], len: u16) {
+    let at = bytes
+        .windows(tag_vr.len())
+        .position(|w| w == tag_vr)
+        .expect("element present");
+    bytes[at + 6..at + 8].copy_from_slice(&len.to_le_bytes());
+}
+
+#[test]
+fn lying_dicom_lengths_are_refused_without_allocating() {
+    let _turn = turn();
+    // The patient-name element claims more bytes than the file has.
+    let mut bytes = mono2();
+    let keep = 2000;
+    set_length(&mut bytes, &[0x10, 0x00, 0x10, 0x00, b'P', b'N'], 0xFFF0);
+    bytes.truncate(keep);
+    let (result, peak) = decode_measured(&bytes);
+    assert!(result.contains("declares"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+
+    // The pixel data claims 4 GB.
+    let mut bytes = mono2();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'W'])
+        .unwrap();
+    bytes[at + 8..at + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let (result, peak) = decode_measured(&bytes);
+    assert!(result.contains("damaged"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+}
+
+#[test]
+fn a_frame_count_claim_does_not_decode_every_frame() {
+    let _turn = turn();
+    let mut bytes = mono2();
+    // Insert (0028,0008) IS "99999" after the photometric interpretation element.
+    let at = bytes
+        .windows(6)
+        .position(|w| w == [0x28, 0x00, 0x10, 0x00, b'U', b'S'])
+        .unwrap();
+    let mut el = vec![0x28, 0x00, 0x08, 0x00, b'I', b'S', 6, 0];
+    el.extend_from_slice(b"99999 ");
+    bytes.splice(at..at, el);
+    let (result, peak) = decode_measured(&bytes);
+    // The file holds one frame, not 99999: refused or read, never 99999 frames decoded.
+    assert!(peak < LIMIT, "{result}: {peak} bytes allocated");
+}
