@@ -68,6 +68,62 @@ fn fuzzer_crashes_stay_fixed() {
     assert!(peak < LIMIT, "{peak} bytes allocated");
 }
 
+#[test]
+fn a_short_rle_segment_is_refused_not_a_panic() {
+    let _turn = turn();
+    // A mutated RLE DICOM whose first segment decodes to fewer bytes than the image has; the
+    // RLE decoder of dicom-transfer-syntax-registry 0.10.1 indexed past its end and panicked
+    // (which in the browser would kill the page).
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz/crash-4c1161bd.dcm"
+    ))
+    .unwrap();
+    let (result, peak) = decode_measured(&bytes);
+    assert!(result.contains("RLE data"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+
+    // The same fault made from the corpus: the RLE file cut inside its last segment, then
+    // re-wrapped so that the DICOM structure itself is intact.
+    let img: Vec<u16> = (0..64 * 64).map(|i| (i % 4096) as u16).collect();
+    let mut frame = corpus::rle(&img, 2);
+    frame.truncate(frame.len() - 300);
+    let bytes = corpus::dicom(&corpus::Dicom {
+        transfer_syntax: "1.2.840.10008.1.2.5",
+        photometric: "MONOCHROME2",
+        rows: 64,
+        cols: 64,
+        bits_allocated: 16,
+        bits_stored: 12,
+        frames: 1,
+        window: None,
+        rescale: None,
+        pixels: corpus::Pixels::Encapsulated(vec![frame]),
+        preamble: true,
+    });
+    let (result, _) = decode_measured(&bytes);
+    assert!(result.contains("RLE data"), "{result}");
+    // And a header claiming 4 billion segments.
+    let mut frame = corpus::rle(&img, 2);
+    frame[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let bytes = corpus::dicom(&corpus::Dicom {
+        transfer_syntax: "1.2.840.10008.1.2.5",
+        photometric: "MONOCHROME2",
+        rows: 64,
+        cols: 64,
+        bits_allocated: 16,
+        bits_stored: 12,
+        frames: 1,
+        window: None,
+        rescale: None,
+        pixels: corpus::Pixels::Encapsulated(vec![frame]),
+        preamble: true,
+    });
+    let (result, peak) = decode_measured(&bytes);
+    assert!(result.contains("RLE data"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+}
+
 fn mono2() -> Vec<u8> {
     corpus::cases()
         .into_iter()

@@ -127,6 +127,20 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         transfer_syntax,
         windowed: false,
     };
+    if ts_uid == "1.2.840.10008.1.2.5" {
+        let fragment = obj
+            .element(tags::PIXEL_DATA)
+            .ok()
+            .and_then(|e| e.value().fragments().and_then(|f| f.first().cloned()))
+            .ok_or_else(|| damaged("RLE pixel data without fragments"))?;
+        let bytes_per_sample = int(tags::BITS_ALLOCATED).unwrap_or(0).div_ceil(8);
+        let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+        check_rle(
+            &fragment,
+            bytes_per_sample * spp,
+            rows as usize * cols as usize,
+        )?;
+    }
     // Only the first frame is decoded, whatever the number of frames claims.
     let decoded = obj.decode_pixel_data_frame(0).map_err(|e| {
         let msg = e.to_string();
@@ -300,6 +314,53 @@ fn check_lengths(body: &[u8]) -> Result<(), InputError> {
             syntax = String::from_utf8_lossy(&body[start..end]).into_owned();
         }
         pos = end;
+    }
+    Ok(())
+}
+
+/// Checks an RLE lossless frame before the decoder sees it (the decoder indexes past the end
+/// of short segments, found by fuzzing): a header with `segments` increasing offsets inside
+/// the fragment, and segments that each decode to at least `plane` bytes.
+fn check_rle(fragment: &[u8], segments: u32, plane: usize) -> Result<(), InputError> {
+    let bad = |what: &str| damaged(format!("RLE data: {what}"));
+    let word = |i: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(fragment.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    let n = word(0).ok_or_else(|| bad("no header"))?;
+    if n != segments as usize || !(1..=15).contains(&n) {
+        return Err(bad("wrong number of segments"));
+    }
+    let mut offsets: Vec<usize> = (0..n)
+        .map(|k| word(4 + 4 * k).ok_or_else(|| bad("no header")))
+        .collect::<Result<_, _>>()?;
+    offsets.push(fragment.len());
+    for w in offsets.windows(2) {
+        if w[0] < 64 || w[0] > w[1] {
+            return Err(bad("segment offsets out of order"));
+        }
+        let seg = &fragment[w[0]..w[1]];
+        let (mut i, mut out) = (0usize, 0usize);
+        while i < seg.len() && out < plane {
+            let c = seg[i] as i8;
+            i += 1;
+            if c >= 0 {
+                let run = c as usize + 1;
+                if i + run > seg.len() {
+                    return Err(bad("a segment ends inside a run"));
+                }
+                i += run;
+                out += run;
+            } else if c != -128 {
+                if i >= seg.len() {
+                    return Err(bad("a segment ends inside a run"));
+                }
+                i += 1;
+                out += (1 - c as isize) as usize;
+            }
+        }
+        if out < plane {
+            return Err(bad("a segment is shorter than the image"));
+        }
     }
     Ok(())
 }
