@@ -103,6 +103,14 @@ fn a_short_rle_segment_is_refused_not_a_panic() {
     });
     let (result, _) = decode_measured(&bytes);
     assert!(result.contains("RLE data"), "{result}");
+    // Offsets past the end of the fragment (found by the third fuzzing run, in the check itself).
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz/crash-rle-offsets.dcm"
+    ))
+    .unwrap();
+    let (result, _) = decode_measured(&bytes);
+    assert!(result.contains("RLE data"), "{result}");
     // And a header claiming 4 billion segments.
     let mut frame = corpus::rle(&img, 2);
     frame[0..4].copy_from_slice(&u32::MAX.to_le_bytes());

@@ -338,7 +338,9 @@ fn check_rle(fragment: &[u8], segments: u32, plane: usize) -> Result<(), InputEr
         if w[0] < 64 || w[0] > w[1] {
             return Err(bad("segment offsets out of order"));
         }
-        let seg = &fragment[w[0]..w[1]];
+        let seg = fragment
+            .get(w[0]..w[1])
+            .ok_or_else(|| bad("a segment lies outside the fragment"))?;
         let (mut i, mut out) = (0usize, 0usize);
         while i < seg.len() && out < plane {
             let c = seg[i] as i8;
