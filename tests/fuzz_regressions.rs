@@ -66,6 +66,17 @@ fn fuzzer_crashes_stay_fixed() {
     let (result, peak) = decode_measured(&bytes);
     assert!(result.contains("DICOM file is damaged"), "{result}");
     assert!(peak < LIMIT, "{peak} bytes allocated");
+
+    // 534 bytes: an element of undefined length whose sequence delimiter declares a length;
+    // the parser claimed 4 GB (fourth fuzzing run).
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz/oom-delimiter.dcm"
+    ))
+    .unwrap();
+    let (result, peak) = decode_measured(&bytes);
+    assert!(result.contains("delimiter"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
 }
 
 #[test]
@@ -80,7 +91,8 @@ fn a_short_rle_segment_is_refused_not_a_panic() {
     ))
     .unwrap();
     let (result, peak) = decode_measured(&bytes);
-    assert!(result.contains("RLE data"), "{result}");
+    // Since the header walk also checks item lengths, this file is refused even earlier.
+    assert!(result.contains("DICOM file is damaged"), "{result}");
     assert!(peak < LIMIT, "{peak} bytes allocated");
 
     // The same fault made from the corpus: the RLE file cut inside its last segment, then
@@ -88,19 +100,7 @@ fn a_short_rle_segment_is_refused_not_a_panic() {
     let img: Vec<u16> = (0..64 * 64).map(|i| (i % 4096) as u16).collect();
     let mut frame = corpus::rle(&img, 2);
     frame.truncate(frame.len() - 300);
-    let bytes = corpus::dicom(&corpus::Dicom {
-        transfer_syntax: "1.2.840.10008.1.2.5",
-        photometric: "MONOCHROME2",
-        rows: 64,
-        cols: 64,
-        bits_allocated: 16,
-        bits_stored: 12,
-        frames: 1,
-        window: None,
-        rescale: None,
-        pixels: corpus::Pixels::Encapsulated(vec![frame]),
-        preamble: true,
-    });
+    let bytes = rle_dicom(frame);
     let (result, _) = decode_measured(&bytes);
     assert!(result.contains("RLE data"), "{result}");
     // Offsets past the end of the fragment (found by the third fuzzing run, in the check itself).
@@ -110,11 +110,24 @@ fn a_short_rle_segment_is_refused_not_a_panic() {
     ))
     .unwrap();
     let (result, _) = decode_measured(&bytes);
-    assert!(result.contains("RLE data"), "{result}");
+    assert!(result.contains("DICOM file is damaged"), "{result}");
+    // The same fault, made: a segment offset past the end of an intact fragment.
+    let mut frame = corpus::rle(&img, 2);
+    frame[8..12].copy_from_slice(&1_000_000u32.to_le_bytes());
+    let (result, _) = decode_measured(&rle_dicom(frame));
+    assert!(result.contains("RLE data: a segment lies outside"), "{result}");
     // And a header claiming 4 billion segments.
     let mut frame = corpus::rle(&img, 2);
     frame[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-    let bytes = corpus::dicom(&corpus::Dicom {
+    let bytes = rle_dicom(frame);
+    let (result, peak) = decode_measured(&bytes);
+    assert!(result.contains("RLE data"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+}
+
+/// A 64×64 12-bit RLE DICOM around `frame`.
+fn rle_dicom(frame: Vec<u8>) -> Vec<u8> {
+    corpus::dicom(&corpus::Dicom {
         transfer_syntax: "1.2.840.10008.1.2.5",
         photometric: "MONOCHROME2",
         rows: 64,
@@ -126,10 +139,7 @@ fn a_short_rle_segment_is_refused_not_a_panic() {
         rescale: None,
         pixels: corpus::Pixels::Encapsulated(vec![frame]),
         preamble: true,
-    });
-    let (result, peak) = decode_measured(&bytes);
-    assert!(result.contains("RLE data"), "{result}");
-    assert!(peak < LIMIT, "{peak} bytes allocated");
+    })
 }
 
 fn mono2() -> Vec<u8> {

@@ -230,10 +230,11 @@ fn transfer_syntax_name(uid: &str) -> String {
     .to_string()
 }
 
-/// Walks the element headers from the start (`DICM`) up to the first element of undefined
-/// length, and refuses the file if one declares more bytes than the file has left. The parser
-/// reserves memory for a declared length before reading it, so a few corrupted bytes could
-/// otherwise make it claim gigabytes (found by fuzzing).
+/// Walks every element and item header from the start (`DICM`), skipping the values of those
+/// with a defined length and going inside those without, and refuses the file if one declares
+/// more bytes than the file has left or a delimiter declares any. The parser reserves memory
+/// for a declared length before reading it, so a few corrupted bytes could otherwise make it
+/// claim gigabytes (found by fuzzing).
 fn check_lengths(body: &[u8]) -> Result<(), InputError> {
     let mut pos = 4; // "DICM"
     let mut explicit = true;
@@ -299,10 +300,22 @@ fn check_lengths(body: &[u8]) -> Result<(), InputError> {
         } else {
             (u32_at(pos + 4).unwrap_or(0), 8)
         };
-        if len == u32::MAX {
-            return Ok(()); // a sequence or encapsulated pixel data: the parser takes over
-        }
         let start = pos + header;
+        if len == u32::MAX {
+            // A sequence, an item of undefined length or encapsulated pixel data: go on with
+            // the headers inside it.
+            pos = start;
+            continue;
+        }
+        if group == 0xFFFE && element != 0xE000 {
+            if len != 0 {
+                return Err(damaged(format!(
+                    "a delimiter (FFFE,{element:04X}) declares {len} bytes"
+                )));
+            }
+            pos = start;
+            continue;
+        }
         let end = start.saturating_add(len as usize);
         if end > body.len() {
             return Err(damaged(format!(

@@ -212,7 +212,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
     // The header alone first: a lying or hostile header is refused before any allocation.
     let mut header = ImageReader::with_format(Cursor::new(bytes), format);
     header.no_limits();
-    let header = header.into_dimensions().map_err(|e| match e {
+    // A size the decoder refuses before telling it (e.g. on 32-bit wasm) is still too large.
+    let refused = |e: image::ImageError| match e {
         image::ImageError::Limits(_) => InputError::TooLarge {
             width: 0,
             height: 0,
@@ -220,7 +221,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
             max_side: MAX_SIDE,
         },
         e => corrupt(e),
-    })?;
+    };
+    let header = header.into_dimensions().map_err(refused)?;
     check_size(header.0, header.1)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
@@ -228,15 +230,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(1 << 30);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Limits(_) => InputError::TooLarge {
-            width: 0,
-            height: 0,
-            max_mp: MAX_PIXELS / 1_000_000,
-            max_side: MAX_SIDE,
-        },
-        e => corrupt(e),
-    })?;
+    let mut decoder = reader.into_decoder().map_err(refused)?;
     let (width, height) = decoder.dimensions();
     check_size(width, height)?;
     let orientation = decoder

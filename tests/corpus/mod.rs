@@ -85,7 +85,8 @@ fn lying_png(w: u32, h: u32) -> Vec<u8> {
     small
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+/// CRC-32 as PNG chunks use it.
+pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in bytes {
         crc ^= u32::from(b);
