@@ -115,7 +115,10 @@ fn a_short_rle_segment_is_refused_not_a_panic() {
     let mut frame = corpus::rle(&img, 2);
     frame[8..12].copy_from_slice(&1_000_000u32.to_le_bytes());
     let (result, _) = decode_measured(&rle_dicom(frame));
-    assert!(result.contains("RLE data: a segment lies outside"), "{result}");
+    assert!(
+        result.contains("RLE data: a segment lies outside"),
+        "{result}"
+    );
     // And a header claiming 4 billion segments.
     let mut frame = corpus::rle(&img, 2);
     frame[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
