@@ -303,12 +303,7 @@ fn bad_data_folders_give_clear_errors() {
 fn predict_json_handles_the_whole_hostile_corpus() {
     let dir = tmp("corpus");
     let cases = corpus::cases();
-    let mut paths = Vec::new();
-    for c in &cases {
-        let p = dir.join(c.name);
-        std::fs::write(&p, &c.bytes).unwrap();
-        paths.push(p.display().to_string());
-    }
+    let paths = corpus::write(&cases.iter().collect::<Vec<_>>(), &dir);
     let mut args = vec!["predict", "--json"];
     args.extend(paths.iter().map(String::as_str));
     let out = xray(&args);

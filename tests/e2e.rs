@@ -169,14 +169,8 @@ async fn the_page_handles_the_whole_hostile_corpus() {
     let (origin, _log) = serve_dist();
     let (c, _driver) = support::browser().await;
     let dir = std::env::temp_dir().join(format!("xray-e2e-corpus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let cases = corpus::cases();
-    let mut paths = Vec::new();
-    for case in &cases {
-        let p = dir.join(case.name);
-        std::fs::write(&p, &case.bytes).unwrap();
-        paths.push(p.display().to_string());
-    }
+    let paths = corpus::write(&cases.iter().collect::<Vec<_>>(), &dir);
     open_until_ready(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
     let input = c.find(Locator::Css("input[type=file]")).await.unwrap();
     input.send_keys(&paths.join("\n")).await.unwrap();
@@ -318,20 +312,17 @@ async fn axe_finds_no_accessibility_violations_with_results_and_errors_shown() {
     assert_eq!(empty, json!([]), "empty page: {empty:#}");
 
     let dir = std::env::temp_dir().join(format!("xray-e2e-axe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let cases = corpus::cases();
-    let mut paths = Vec::new();
-    for name in [
+    let picked: Vec<&corpus::Case> = [
         "plain.jpeg",
         "notes.png",
         "colour-photo.png",
         "mono1-12bit.dcm",
-    ] {
-        let case = cases.iter().find(|c| c.name == name).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, &case.bytes).unwrap();
-        paths.push(p.display().to_string());
-    }
+    ]
+    .iter()
+    .map(|name| cases.iter().find(|c| c.name == *name).unwrap())
+    .collect();
+    let paths = corpus::write(&picked, &dir);
     let input = c.find(Locator::Css("input[type=file]")).await.unwrap();
     input.send_keys(&paths.join("\n")).await.unwrap();
     wait_for(

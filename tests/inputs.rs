@@ -106,8 +106,6 @@ fn a_30_megapixel_image_is_downscaled() {
 #[ignore = "writes files for cargo fuzz"]
 fn write_fuzz_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
-    std::fs::create_dir_all(&dir).unwrap();
-    for case in corpus::cases() {
-        std::fs::write(dir.join(case.name), &case.bytes).unwrap();
-    }
+    let cases = corpus::cases();
+    corpus::write(&cases.iter().collect::<Vec<_>>(), &dir);
 }

@@ -411,6 +411,19 @@ fn base_dicom(img: &GrayImage) -> Dicom {
     }
 }
 
+/// Writes `cases` into `dir` (created if needed); returns their paths, in order.
+pub fn write(cases: &[&Case], dir: &std::path::Path) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("corpus folder");
+    cases
+        .iter()
+        .map(|c| {
+            let p = dir.join(c.name);
+            std::fs::write(&p, &c.bytes).expect("corpus file");
+            p.display().to_string()
+        })
+        .collect()
+}
+
 /// Every case, in a stable order.
 pub fn cases() -> Vec<Case> {
     let img = gray8();
