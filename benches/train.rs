@@ -70,7 +70,7 @@ async fn main() {
             "data",
         )
         .await;
-        js(&c, "window.__stall = 0; let last = performance.now(); setInterval(() => { const now = performance.now(); window.__stall = Math.max(window.__stall, now - last - 20); last = now; }, 20); document.querySelector('[data-testid=train-start]').click()").await;
+        js(&c, "window.__stall = 0; window.__gaps = []; let last = performance.now(); setInterval(() => { const now = performance.now(); const gap = now - last - 20; window.__stall = Math.max(window.__stall, gap); if (gap > 100) window.__gaps.push([Math.round(gap), document.querySelector('[data-testid=train-status]').textContent.slice(0, 60)]); last = now; }, 20); document.querySelector('[data-testid=train-start]').click()").await;
         let t0 = Instant::now();
         let mut first = None;
         let last = loop {
@@ -110,6 +110,11 @@ async fn main() {
             first["stall"].as_f64().unwrap_or(0.0),
             last["stall"].as_f64().unwrap_or(0.0),
         );
+        // Each stall over 100 ms, with what the page said when it ended.
+        let gaps = js(&c, "return window.__gaps").await;
+        for g in gaps.as_array().into_iter().flatten() {
+            eprintln!("{backend}: a {} ms stall, then: {}", g[0], g[1]);
+        }
         c.close().await.unwrap();
     }
 }

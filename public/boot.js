@@ -1,7 +1,7 @@
 // Loads the app's wasm. A static file (not trunk's inline script) so that the page's
 // Content-Security-Policy can forbid inline scripts. Paths are relative to this file, so the
 // site works under any sub-path.
-import init from "../xray-web.js";
+import init, { start } from "../xray-web.js";
 
 // Offline use after the first visit (see public/sw.js, moved to the root of dist/ by the build).
 if ("serviceWorker" in navigator) {
@@ -11,3 +11,4 @@ if ("serviceWorker" in navigator) {
 }
 
 await init({ module_or_path: new URL("../xray-web_bg.wasm", import.meta.url) });
+start();

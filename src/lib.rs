@@ -11,3 +11,29 @@ pub mod cli;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+
+#[cfg(target_arch = "wasm32")]
+unsafe extern "C" {
+    /// Synthesised by the wasm linker: runs every static constructor.
+    fn __wasm_call_ctors();
+}
+
+/// Runs the static constructors (the kernel registries of Burn's GPU runtime are built by them)
+/// once per instance of the module: wasm-bindgen calls it when the module is instantiated in the
+/// page or the training worker, and [`web::engine::webgpu_device`] calls it too, for hosts such
+/// as the test runner that do not run the start function.
+///
+/// Without an explicit call the linker treats the module as a one-shot "command" and runs every
+/// constructor again at the start of each call from JavaScript into the wasm: each event
+/// handler, each resolved promise. That cost hundreds of milliseconds of the page's main thread
+/// whenever a panel appeared, and halved training throughput on WebGPU.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn run_constructors() {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: the linker's constructor function, run once (guarded above), before the
+        // registries it fills are used.
+        unsafe { __wasm_call_ctors() }
+    }
+}

@@ -20,7 +20,7 @@ use super::{
 };
 
 /// What is trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Start from the given weights and train only the final linear layer (the backbone and its
     /// batch-norm statistics stay frozen). Fast, and cannot damage the features.
@@ -62,7 +62,7 @@ impl Mode {
 }
 
 /// The settings a visitor chooses.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     /// What is trained.
     pub mode: Mode,

@@ -140,15 +140,16 @@ pub async fn load_model(on_progress: impl Fn(f64, Option<f64>)) -> Result<ModelC
     Ok(card)
 }
 
-/// Whether the browser exposes `navigator.gpu` at all.
+/// Whether the browser exposes `navigator.gpu` at all (in the page or in a worker).
 pub fn has_navigator_gpu() -> bool {
-    web_sys::window()
-        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"gpu".into()).ok())
-        .is_some_and(|g| !g.is_undefined() && !g.is_null())
+    js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()))
+        .is_ok_and(|g| !g.is_undefined() && !g.is_null())
 }
 
 /// The WebGPU device, initialised once; an error when the browser offers no adapter.
 pub async fn webgpu_device() -> Result<Device, String> {
+    crate::run_constructors();
     if let Some(result) = STATE.with_borrow(|s| s.webgpu.clone()) {
         return result;
     }
@@ -195,21 +196,24 @@ pub async fn classifier(backend: Backend) -> Result<Rc<Classifier>, String> {
     Ok(classifier)
 }
 
-/// Milliseconds since page load.
-pub fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now())
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    // The global functions, so that the same code runs in the page and in a worker.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
 }
 
-/// Lets the browser paint and handle input before the next piece of work.
+/// Milliseconds since the page (or worker) started.
+pub fn now_ms() -> f64 {
+    performance_now()
+}
+
+/// Lets the browser paint and handle input (or a worker its messages) before the next piece
+/// of work.
 pub async fn yield_now() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
+    sleep_ms(0).await;
 }
 
 /// Reads a `File` into memory.
@@ -234,9 +238,7 @@ pub async fn device(backend: Backend) -> Result<Device, String> {
 /// Waits `ms` milliseconds without blocking the page.
 pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
+        set_timeout(&resolve, ms);
     });
     let _ = JsFuture::from(promise).await;
 }

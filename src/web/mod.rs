@@ -8,6 +8,8 @@ mod model_panel;
 mod results;
 pub mod training;
 mod training_panel;
+pub mod training_protocol;
+pub mod training_worker;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -342,7 +344,8 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Mounts the app on `<body>`.
+/// Mounts the app on `<body>`. Called by `public/boot.js` once the wasm is loaded.
+#[wasm_bindgen::prelude::wasm_bindgen]
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);

@@ -1,16 +1,22 @@
 //! Demo training in the page: the data (the bundled subset or the visitor's own images), the
-//! settings, the loop that drives a [`Session`] one step at a time (yielding to the browser
-//! between steps so the page stays responsive), and the fine-tuned model it leaves behind.
+//! settings, the run (handed to a training worker, see [`super::training_worker`], so that the
+//! page never waits for the GPU or the CPU backend), the panels' state it feeds from the
+//! worker's reports, and the fine-tuned model it leaves behind.
 
 use std::{cell::RefCell, rc::Rc};
 
 use leptos::prelude::*;
+use wasm_bindgen::{JsCast, JsValue, prelude::Closure};
 
-use super::{AppState, engine};
+use super::{
+    AppState,
+    engine::{self, Backend},
+    training_protocol::{Control, FromWorker, Pass, StartRun, ToWorker, decode, encode, f32_bytes},
+};
 use crate::ml::{
     card::ModelCard,
     classifier::{Classifier, Prediction},
-    finetune::{self, Example, Mode, Session, Settings},
+    finetune::{Example, Mode, Settings},
     metrics::{self, Confusion},
     preprocess,
     subset::{Part, SubsetManifest, label_from_path},
@@ -254,18 +260,11 @@ struct Dataset {
     val: Vec<ValImage>,
 }
 
-/// What the run loop is told between steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Control {
-    Run,
-    Pause,
-    Stop,
-}
-
 thread_local! {
     static DATA: RefCell<Option<Rc<Dataset>>> = const { RefCell::new(None) };
     static TUNED: RefCell<Option<Rc<Classifier>>> = const { RefCell::new(None) };
     static CONTROL: RefCell<Control> = const { RefCell::new(Control::Run) };
+    static RUNNER: RefCell<Option<Runner>> = const { RefCell::new(None) };
     static URLS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -484,11 +483,8 @@ pub fn start(ts: TrainState, app: AppState) {
         ..Status::default()
     });
     leptos::task::spawn_local(async move {
-        if let Err(e) = run(ts, app).await {
-            ts.status.update(|s| {
-                s.phase = Phase::Error;
-                s.message = e;
-            });
+        if let Err(e) = launch(ts, app).await {
+            fail(ts, e);
         }
     });
 }
@@ -496,56 +492,65 @@ pub fn start(ts: TrainState, app: AppState) {
 /// Pauses a running run, or resumes a paused one.
 pub fn toggle_pause(ts: TrainState) {
     let phase = ts.status.get_untracked().phase;
-    CONTROL.with_borrow_mut(|c| {
+    let control = CONTROL.with_borrow_mut(|c| {
         *c = match (phase, *c) {
             (Phase::Paused, _) => Control::Run,
             (Phase::Running, Control::Run) => Control::Pause,
             (_, c) => c,
-        }
+        };
+        *c
     });
+    send_control(control);
 }
 
 /// Stops the run after the current step; the model so far is kept.
 pub fn stop() {
     CONTROL.with_borrow_mut(|c| *c = Control::Stop);
+    send_control(Control::Stop);
+}
+
+fn send_control(control: Control) {
+    RUNNER.with_borrow(|r| {
+        if let Some(r) = r.as_ref().filter(|r| r.ready) {
+            post(&r.worker, &ToWorker::Control(control), &[]);
+        }
+    });
+}
+
+fn post(worker: &web_sys::Worker, msg: &ToWorker, parts: &[&[u8]]) {
+    let sent = encode(msg, parts).and_then(|(value, transfer)| {
+        worker
+            .post_message_with_transfer(&value, &transfer)
+            .map_err(engine::error_text)
+    });
+    if let Err(e) = sent {
+        web_sys::console::error_1(&e.into());
+    }
 }
 
 fn set_message(ts: TrainState, message: String) {
     ts.status.update(|s| s.message = message);
 }
 
-/// Probabilities for the validation part, a few images at a time with yields in between.
-async fn evaluate(
-    ts: TrainState,
-    model: &crate::ml::model::ResNet,
-    val: &[ValImage],
-    card: &ModelCard,
-    device: &burn::prelude::Device,
-) -> Result<Vec<f32>, String> {
-    let mut probs = Vec::with_capacity(val.len());
-    for chunk in val.chunks(8) {
-        let imgs: Vec<&[f32]> = chunk.iter().map(|v| v.example.pixels.as_slice()).collect();
-        let p = finetune::probabilities(
-            model,
-            &imgs,
-            card.normalization,
-            card.model.input_size,
-            device,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        probs.extend(p);
-        set_message(
-            ts,
-            format!(
-                "evaluating on validation images: {}/{}",
-                probs.len(),
-                val.len()
-            ),
-        );
-        engine::yield_now().await;
+/// Ends the run with `message` and lets the worker go.
+fn fail(ts: TrainState, message: String) {
+    ts.status.update(|s| {
+        s.phase = Phase::Error;
+        s.message = message;
+    });
+    release_worker();
+}
+
+/// Terminates the worker (freeing its memory and its GPU device). Its handlers are dropped
+/// later, as this may run inside one of them.
+fn release_worker() {
+    if let Some(runner) = RUNNER.with_borrow_mut(Option::take) {
+        runner.worker.terminate();
+        leptos::task::spawn_local(async move {
+            engine::yield_now().await;
+            drop(runner);
+        });
     }
-    Ok(probs)
 }
 
 fn grid(val: &[ValImage], probs: &[f32]) -> Vec<GridItem> {
@@ -588,7 +593,37 @@ fn limited(data: &Dataset, per_class: usize) -> (Vec<Example>, Vec<ValImage>) {
     (tune, val)
 }
 
-async fn run(ts: TrainState, app: AppState) -> Result<(), String> {
+/// The training worker of the current run and its handlers.
+struct Runner {
+    worker: web_sys::Worker,
+    /// Whether it has said [`FromWorker::Ready`] (messages sent before are lost).
+    ready: bool,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
+}
+
+/// What the page keeps about a run while the worker trains.
+struct Run {
+    ts: TrainState,
+    card: ModelCard,
+    backend: Backend,
+    settings: Settings,
+    n_tune: usize,
+    val: Vec<ValImage>,
+    truth: Vec<bool>,
+    /// The start message, until the worker is ready for it.
+    start: Option<(JsValue, js_sys::Array)>,
+    steps_per_epoch: usize,
+    train_ms: f64,
+    images: usize,
+    epoch_loss: f64,
+    epoch_correct: usize,
+    epoch_seen: usize,
+    last: Option<Evaluation>,
+}
+
+/// Prepares the data and settings and hands them to a new training worker.
+async fn launch(ts: TrainState, app: AppState) -> Result<(), String> {
     let card = app
         .card
         .get_untracked()
@@ -601,9 +636,7 @@ async fn run(ts: TrainState, app: AppState) -> Result<(), String> {
         .with_borrow(Clone::clone)
         .ok_or("no training images are loaded")?;
     let (tune, val) = limited(&data, ts.per_class.get_untracked().max(1));
-    let truth: Vec<bool> = val.iter().map(|v| v.example.pneumonia).collect();
     let backend = app.backend.get_untracked();
-    let device = engine::device(backend).await?;
     let settings = Settings {
         mode: ts.mode.get_untracked(),
         epochs: ts.epochs.get_untracked(),
@@ -613,164 +646,264 @@ async fn run(ts: TrainState, app: AppState) -> Result<(), String> {
         seed: 42,
     };
     let base = engine::shipped_weights().map(|w| w.as_ref().clone());
-    let n_tune = tune.len();
-    let mut session = Session::new(
-        &card.model,
-        base,
-        card.normalization,
+    let start = ToWorker::Start(Box::new(StartRun {
+        card: card.clone(),
         settings,
-        tune,
-        &device,
-    )
-    .map_err(|e| e.to_string())?;
-    let steps_per_epoch = session.steps_per_epoch();
+        backend: backend.id().into(),
+        tune_labels: tune.iter().map(|e| e.pneumonia).collect(),
+        n_val: val.len(),
+    }));
+    let start = encode(
+        &start,
+        &[
+            base.as_deref().unwrap_or_default(),
+            &f32_bytes(tune.iter().flat_map(|e| e.pixels.iter().copied())),
+            &f32_bytes(val.iter().flat_map(|v| v.example.pixels.iter().copied())),
+        ],
+    )?;
     ts.curves.set(Curves::default());
     ts.after.set(None);
     ts.export.set(None);
-    ts.status.set(Status {
-        phase: Phase::Running,
-        message: format!(
-            "evaluating the starting model on {} validation images",
-            val.len()
-        ),
-        epochs: settings.epochs,
-        total_steps: session.total_steps(),
-        wasm_mb: engine::wasm_memory_mb(),
-        backend: backend.id(),
-        ..Status::default()
-    });
+    set_message(
+        ts,
+        "starting the training worker (it loads its own copy of the model code)".into(),
+    );
 
-    let probs = evaluate(ts, &session.model(), &val, &card, &device).await?;
-    let before = Evaluation::new(&probs, &truth, 0.5, 0);
-    ts.curves.update(|c| {
-        c.val_loss.push((0.0, before.loss));
-        c.val_accuracy.push((0.0, before.accuracy));
-    });
-    ts.grid.set(grid(&val, &probs));
-    ts.before.set(Some(before.clone()));
-    let mut last = before;
-
-    let mut train_ms = 0.0;
-    let mut images = 0usize;
-    let (mut epoch_loss, mut epoch_correct, mut epoch_seen) = (0.0f64, 0usize, 0usize);
-    let mut stopped = false;
-    while !session.finished() {
-        match CONTROL.with_borrow(|c| *c) {
-            Control::Stop => {
-                stopped = true;
-                break;
+    let run = Rc::new(RefCell::new(Run {
+        ts,
+        card,
+        backend,
+        settings,
+        n_tune: tune.len(),
+        truth: val.iter().map(|v| v.example.pneumonia).collect(),
+        val,
+        start: Some(start),
+        steps_per_epoch: 1,
+        train_ms: 0.0,
+        images: 0,
+        epoch_loss: 0.0,
+        epoch_correct: 0,
+        epoch_seen: 0,
+        last: None,
+    }));
+    let options = web_sys::WorkerOptions::new();
+    options.set_type(web_sys::WorkerType::Module);
+    options.set_name("xray-web training");
+    let worker =
+        web_sys::Worker::new_with_options(&engine::asset_url("public/train-worker.js"), &options)
+            .map_err(|e| {
+            format!(
+                "this browser could not start a worker: {}",
+                engine::error_text(e)
+            )
+        })?;
+    let on_message =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            match decode::<FromWorker>(&event.data()) {
+                Ok((msg, parts)) => on_message(&run, msg, parts),
+                Err(e) => fail(ts, format!("the training worker sent {e}")),
             }
-            Control::Pause => {
-                ts.status.update(|s| {
-                    s.phase = Phase::Paused;
-                    s.message = "paused".into();
-                });
-                while CONTROL.with_borrow(|c| *c) == Control::Pause {
-                    engine::sleep_ms(100).await;
-                }
-                ts.status.update(|s| s.phase = Phase::Running);
-                continue;
-            }
-            Control::Run => {}
-        }
-        let t0 = engine::now_ms();
-        let r = session.train_step().await.map_err(|e| e.to_string())?;
-        train_ms += engine::now_ms() - t0;
-        images += r.seen;
-        epoch_loss += f64::from(r.loss) * r.seen as f64;
-        epoch_correct += r.correct;
-        epoch_seen += r.seen;
-        let step = session.step();
-        let x = step as f64 / steps_per_epoch as f64;
-        ts.curves
-            .update(|c| c.step_loss.push((x, f64::from(r.loss))));
-        let per_step_ms = train_ms / step as f64;
-        ts.status.update(|s| {
-            s.step = step;
-            s.epoch = session.epoch();
-            s.loss = Some(r.loss);
-            s.images_per_sec = images as f64 / (train_ms / 1000.0).max(1e-9);
-            s.eta_s = Some((s.total_steps - step) as f64 * per_step_ms / 1000.0);
-            s.wasm_mb = engine::wasm_memory_mb();
-            s.message = format!(
-                "epoch {} of {}, step {step} of {}",
-                (session.epoch() + 1).min(settings.epochs),
-                settings.epochs,
-                s.total_steps
+        });
+    let on_error =
+        Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
+            event.prevent_default();
+            fail(
+                ts,
+                format!(
+                    "the training worker failed: {}; the page and the shipped model still work",
+                    event.message()
+                ),
             );
         });
-        if r.epoch_finished {
-            let epoch = session.epoch() as f64;
-            let probs = evaluate(ts, &session.model(), &val, &card, &device).await?;
-            let ev = Evaluation::new(&probs, &truth, 0.5, step);
-            ts.curves.update(|c| {
-                c.train_loss
-                    .push((epoch, epoch_loss / epoch_seen.max(1) as f64));
-                c.train_accuracy
-                    .push((epoch, epoch_correct as f64 / epoch_seen.max(1) as f64));
-                c.val_loss.push((epoch, ev.loss));
-                c.val_accuracy.push((epoch, ev.accuracy));
-            });
-            (epoch_loss, epoch_correct, epoch_seen) = (0.0, 0, 0);
-            ts.grid.set(grid(&val, &probs));
-            ts.status.update(|s| {
-                s.val_accuracy = Some(ev.accuracy);
-                s.wasm_mb = engine::wasm_memory_mb();
-            });
-            last = ev;
-        }
-        engine::yield_now().await;
-    }
-    if last.step != session.step() {
-        let probs = evaluate(ts, &session.model(), &val, &card, &device).await?;
-        last = Evaluation::new(&probs, &truth, 0.5, session.step());
-        ts.grid.set(grid(&val, &probs));
-        ts.status.update(|s| s.val_accuracy = Some(last.accuracy));
-    }
-    ts.after.set(Some(last));
-
-    let description = format!(
-        "{} on {} images for {} step{} ({} epoch{}{}) on {}",
-        match settings.mode {
-            Mode::Head => "head fine-tuned",
-            Mode::Whole => "whole network fine-tuned",
-            Mode::Scratch => "trained from scratch",
-        },
-        n_tune,
-        session.step(),
-        if session.step() == 1 { "" } else { "s" },
-        session.epoch(),
-        if session.epoch() == 1 { "" } else { "s" },
-        if stopped { ", stopped early" } else { "" },
-        backend.label()
-    );
-    let mut tuned_card = card.clone();
-    tuned_card.name = format!("{} ({description})", card.name);
-    tuned_card.threshold = 0.5;
-    tuned_card.temperature = 1.0;
-    tuned_card.weights = "xray-finetuned.bpk".into();
-    tuned_card.weights_dtype = "f32".into();
-    tuned_card.validation = None;
-    tuned_card.history = Vec::new();
-    TUNED.with_borrow_mut(|t| {
-        *t = Some(Rc::new(Classifier {
-            model: session.model(),
-            card: tuned_card,
-            device: device.clone(),
-        }))
-    });
-    ts.tuned.set(Some(description));
-    ts.status.update(|s| {
-        s.phase = Phase::Done;
-        s.eta_s = Some(0.0);
-        s.wasm_mb = engine::wasm_memory_mb();
-        s.message = if stopped {
-            "stopped; the model as it was is kept".into()
-        } else {
-            "done".into()
-        };
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    RUNNER.with_borrow_mut(|r| {
+        *r = Some(Runner {
+            worker,
+            ready: false,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
     });
     Ok(())
+}
+
+/// Follows the worker's reports.
+fn on_message(run: &Rc<RefCell<Run>>, msg: FromWorker, parts: Vec<Vec<u8>>) {
+    let mut r = run.borrow_mut();
+    let ts = r.ts;
+    match msg {
+        FromWorker::Ready => {
+            let start = r.start.take();
+            RUNNER.with_borrow_mut(|runner| {
+                let Some(runner) = runner.as_mut() else {
+                    return;
+                };
+                runner.ready = true;
+                if let Some((value, transfer)) = start
+                    && let Err(e) = runner.worker.post_message_with_transfer(&value, &transfer)
+                {
+                    web_sys::console::error_1(&e);
+                }
+            });
+            // A pause or stop pressed while the worker was loading.
+            let control = CONTROL.with_borrow(|c| *c);
+            if control != Control::Run {
+                send_control(control);
+            }
+        }
+        FromWorker::Started {
+            steps_per_epoch,
+            total_steps,
+            wasm_mb,
+        } => {
+            r.steps_per_epoch = steps_per_epoch.max(1);
+            let (epochs, backend) = (r.settings.epochs, r.backend.id());
+            let n_val = r.val.len();
+            ts.status.update(|s| {
+                s.message = format!("evaluating the starting model on {n_val} validation images");
+                s.epochs = epochs;
+                s.total_steps = total_steps;
+                s.wasm_mb = wasm_mb;
+                s.backend = backend;
+            });
+        }
+        FromWorker::Evaluating { done, total } => set_message(
+            ts,
+            format!("evaluating on validation images: {done}/{total}"),
+        ),
+        FromWorker::Probabilities {
+            pass,
+            step,
+            epoch,
+            probs,
+        } => {
+            let ev = Evaluation::new(&probs, &r.truth, 0.5, step);
+            ts.grid.set(grid(&r.val, &probs));
+            let epoch = epoch as f64;
+            match pass {
+                Pass::Before => {
+                    ts.curves.update(|c| {
+                        c.val_loss.push((0.0, ev.loss));
+                        c.val_accuracy.push((0.0, ev.accuracy));
+                    });
+                    ts.before.set(Some(ev.clone()));
+                }
+                Pass::Epoch => {
+                    let seen = r.epoch_seen.max(1) as f64;
+                    let (loss, correct) = (r.epoch_loss / seen, r.epoch_correct as f64 / seen);
+                    ts.curves.update(|c| {
+                        c.train_loss.push((epoch, loss));
+                        c.train_accuracy.push((epoch, correct));
+                        c.val_loss.push((epoch, ev.loss));
+                        c.val_accuracy.push((epoch, ev.accuracy));
+                    });
+                    (r.epoch_loss, r.epoch_correct, r.epoch_seen) = (0.0, 0, 0);
+                    ts.status.update(|s| s.val_accuracy = Some(ev.accuracy));
+                }
+                Pass::Final => ts.status.update(|s| s.val_accuracy = Some(ev.accuracy)),
+            }
+            r.last = Some(ev);
+        }
+        FromWorker::Step {
+            step,
+            epoch,
+            loss,
+            correct,
+            seen,
+            epoch_finished: _,
+            ms,
+            wasm_mb,
+        } => {
+            r.train_ms += ms;
+            r.images += seen;
+            r.epoch_loss += f64::from(loss) * seen as f64;
+            r.epoch_correct += correct;
+            r.epoch_seen += seen;
+            let x = step as f64 / r.steps_per_epoch as f64;
+            ts.curves.update(|c| c.step_loss.push((x, f64::from(loss))));
+            let (train_ms, images, epochs) = (r.train_ms, r.images, r.settings.epochs);
+            let per_step_ms = train_ms / step.max(1) as f64;
+            ts.status.update(|s| {
+                s.step = step;
+                s.epoch = epoch;
+                s.loss = Some(loss);
+                s.images_per_sec = images as f64 / (train_ms / 1000.0).max(1e-9);
+                s.eta_s = Some(s.total_steps.saturating_sub(step) as f64 * per_step_ms / 1000.0);
+                s.wasm_mb = wasm_mb;
+                s.message = format!(
+                    "epoch {} of {epochs}, step {step} of {}",
+                    (epoch + 1).min(epochs),
+                    s.total_steps
+                );
+            });
+        }
+        FromWorker::Paused => ts.status.update(|s| {
+            s.phase = Phase::Paused;
+            s.message = "paused".into();
+        }),
+        FromWorker::Resumed => ts.status.update(|s| s.phase = Phase::Running),
+        FromWorker::Done {
+            stopped,
+            step,
+            epoch,
+            wasm_mb,
+        } => {
+            release_worker();
+            let Some(weights) = parts.into_iter().next() else {
+                return fail(ts, "the training worker sent no weights".into());
+            };
+            ts.after.set(r.last.clone());
+            ts.status.update(|s| s.wasm_mb = wasm_mb);
+            let description = format!(
+                "{} on {} images for {step} step{} ({epoch} epoch{}{}) on {}",
+                match r.settings.mode {
+                    Mode::Head => "head fine-tuned",
+                    Mode::Whole => "whole network fine-tuned",
+                    Mode::Scratch => "trained from scratch",
+                },
+                r.n_tune,
+                if step == 1 { "" } else { "s" },
+                if epoch == 1 { "" } else { "s" },
+                if stopped { ", stopped early" } else { "" },
+                r.backend.label()
+            );
+            let mut card = r.card.clone();
+            card.name = format!("{} ({description})", r.card.name);
+            card.threshold = 0.5;
+            card.temperature = 1.0;
+            card.weights = "xray-finetuned.bpk".into();
+            card.weights_dtype = "f32".into();
+            card.validation = None;
+            card.history = Vec::new();
+            let backend = r.backend;
+            leptos::task::spawn_local(async move {
+                let loaded = match engine::device(backend).await {
+                    Ok(device) => {
+                        Classifier::load(card, weights, device).map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e),
+                };
+                match loaded {
+                    Ok(classifier) => {
+                        TUNED.with_borrow_mut(|t| *t = Some(Rc::new(classifier)));
+                        ts.tuned.set(Some(description));
+                        ts.status.update(|s| {
+                            s.phase = Phase::Done;
+                            s.eta_s = Some(0.0);
+                            s.message = if stopped {
+                                "stopped; the model as it was is kept".into()
+                            } else {
+                                "done".into()
+                            };
+                        });
+                    }
+                    Err(e) => fail(ts, format!("the trained weights could not be used: {e}")),
+                }
+            });
+        }
+        FromWorker::Failed { message } => fail(ts, message),
+    }
 }
 
 /// Exports the fine-tuned model: weights (f32 burnpack) and its card, as object URLs.

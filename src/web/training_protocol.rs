@@ -1,0 +1,188 @@
+//! The messages between the page and its training worker.
+//!
+//! A message travels as a plain object `{json, parts}`: `json` is the message itself and `parts`
+//! its large binary payloads (pixels, weights) as `Uint8Array`s, whose buffers are transferred
+//! rather than copied.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::ml::{card::ModelCard, finetune::Settings};
+
+/// What the page asks of a running session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// Go on (or resume).
+    Run,
+    /// Hold between steps.
+    Pause,
+    /// Finish after the current step, keeping the model so far.
+    Stop,
+}
+
+/// A run to start. Its parts: `[base weights (burnpack, may be empty), fine-tuning pixels
+/// (f32 LE), validation pixels (f32 LE)]`, images of `card.model.input_size`² pixels each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRun {
+    /// The starting model's card (architecture, normalisation).
+    pub card: ModelCard,
+    /// Settings of the run.
+    pub settings: Settings,
+    /// `webgpu` or `cpu`.
+    pub backend: String,
+    /// Labels of the fine-tuning images (true for PNEUMONIA), in pixel order.
+    pub tune_labels: Vec<bool>,
+    /// Validation images.
+    pub n_val: usize,
+}
+
+/// Page → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Start a run (see [`StartRun`] for its parts).
+    Start(Box<StartRun>),
+    /// Pause, resume or stop.
+    Control(Control),
+}
+
+/// Which validation pass a set of probabilities comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pass {
+    /// The starting model, before any step.
+    Before,
+    /// After an epoch.
+    Epoch,
+    /// After a run that stopped in the middle of an epoch.
+    Final,
+}
+
+/// Worker → page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The worker's wasm is running and waits for [`ToWorker::Start`].
+    Ready,
+    /// The session is built.
+    Started {
+        /// Steps in one epoch.
+        steps_per_epoch: usize,
+        /// Steps in the run.
+        total_steps: usize,
+        /// The worker's wasm memory, MB.
+        wasm_mb: f64,
+    },
+    /// Validation progress.
+    Evaluating {
+        /// Images done.
+        done: usize,
+        /// Images in all.
+        total: usize,
+    },
+    /// P(pneumonia) for every validation image, in order.
+    Probabilities {
+        /// Which pass.
+        pass: Pass,
+        /// After how many steps.
+        step: usize,
+        /// Epochs completed.
+        epoch: usize,
+        /// P(pneumonia), one per validation image.
+        probs: Vec<f32>,
+    },
+    /// One optimisation step is done.
+    Step {
+        /// Steps completed.
+        step: usize,
+        /// Epochs completed.
+        epoch: usize,
+        /// Training loss of the batch.
+        loss: f32,
+        /// Images of the batch right before the update.
+        correct: usize,
+        /// Images in the batch.
+        seen: usize,
+        /// Whether it finished an epoch.
+        epoch_finished: bool,
+        /// Time the step took, ms.
+        ms: f64,
+        /// The worker's wasm memory, MB.
+        wasm_mb: f64,
+    },
+    /// Holding between steps.
+    Paused,
+    /// Going on after a pause.
+    Resumed,
+    /// The run is over. Parts: `[weights (burnpack, f32)]`.
+    Done {
+        /// Whether it was stopped early.
+        stopped: bool,
+        /// Steps completed.
+        step: usize,
+        /// Epochs completed.
+        epoch: usize,
+        /// The worker's wasm memory, MB.
+        wasm_mb: f64,
+    },
+    /// The run failed; the message says why in words.
+    Failed {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Packs a message and its parts; returns it and the list of buffers to transfer.
+pub fn encode<T: Serialize>(msg: &T, parts: &[&[u8]]) -> Result<(JsValue, js_sys::Array), String> {
+    let json = serde_json::to_string(msg).map_err(|e| e.to_string())?;
+    let obj = js_sys::Object::new();
+    let arrays = js_sys::Array::new();
+    let transfer = js_sys::Array::new();
+    for part in parts {
+        let a = js_sys::Uint8Array::from(*part);
+        transfer.push(&a.buffer());
+        arrays.push(&a);
+    }
+    js_sys::Reflect::set(&obj, &"json".into(), &json.into()).map_err(super::engine::error_text)?;
+    js_sys::Reflect::set(&obj, &"parts".into(), &arrays).map_err(super::engine::error_text)?;
+    Ok((obj.into(), transfer))
+}
+
+/// Unpacks a message made by [`encode`].
+pub fn decode<T: DeserializeOwned>(data: &JsValue) -> Result<(T, Vec<Vec<u8>>), String> {
+    let json = js_sys::Reflect::get(data, &"json".into())
+        .ok()
+        .and_then(|j| j.as_string())
+        .ok_or("a message without its text")?;
+    let msg = serde_json::from_str(&json).map_err(|e| format!("a garbled message: {e}"))?;
+    let parts = js_sys::Reflect::get(data, &"parts".into())
+        .ok()
+        .and_then(|p| p.dyn_into::<js_sys::Array>().ok())
+        .map(|a| {
+            a.iter()
+                .map(|p| js_sys::Uint8Array::new(&p).to_vec())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((msg, parts))
+}
+
+/// Little-endian bytes of `values`.
+pub fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
+    values.into_iter().flat_map(f32::to_le_bytes).collect()
+}
+
+/// `values` from little-endian bytes, cut into images of `pixels` values.
+pub fn images_from_bytes(bytes: &[u8], pixels: usize) -> Result<Vec<Vec<f32>>, String> {
+    if pixels == 0 || !bytes.len().is_multiple_of(4 * pixels) {
+        return Err(format!(
+            "{} bytes are not whole images of {pixels} pixels",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4 * pixels)
+        .map(|img| {
+            img.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect())
+}
