@@ -1,9 +1,10 @@
 //! Training benchmark (not a test): in headless Chromium, for WebGPU and the CPU backend, the
-//! demo fine-tuning's throughput, the wasm memory and JS heap after the first and the last
-//! epoch, and the longest stall of the page's main thread while it trains (a 20 ms timer
-//! records the largest gap between its ticks).
+//! demo fine-tuning's throughput; the training worker's wasm memory, the GPU memory its run
+//! holds (WebGPU) and the page's JS heap after the first and the last epoch; and the longest
+//! stall of the page's main thread while it trains (a 20 ms timer records the largest gap
+//! between its ticks; every stall over 100 ms is listed on stderr).
 //!
-//! `trunk build --release && cargo bench --bench train [-- --mode whole --per-class 16 --epochs 3 --batch 8]`
+//! `trunk build --release && cargo bench --bench train [-- --mode whole --per-class 16 --epochs 3 --batch 8 --backend both|webgpu|cpu]`
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -20,7 +21,7 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-const STATUS: &str = "const s = document.querySelector('[data-testid=train-status]').dataset; return {state: s.state, epoch: +s.epoch, step: +s.step, ips: +s.imagesPerSec, mb: +s.wasmMb, heap: performance.memory ? performance.memory.usedJSHeapSize / 1e6 : 0, stall: window.__stall || 0}";
+const STATUS: &str = "const s = document.querySelector('[data-testid=train-status]').dataset; return {state: s.state, epoch: +s.epoch, step: +s.step, ips: +s.imagesPerSec, mb: +s.wasmMb, gpu: s.gpuMb ? +s.gpuMb : null, heap: performance.memory ? performance.memory.usedJSHeapSize / 1e6 : 0, stall: window.__stall || 0}";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -38,10 +39,15 @@ async fn main() {
         2 * per_class.parse::<u64>().unwrap_or(0)
     );
     println!(
-        "| backend | images/s | wall time (s) | wasm MB after epoch 1 | after epoch {epochs} | JS heap MB after epoch 1 | after epoch {epochs} | longest main-thread stall (ms), epoch 1 | after epoch 1 |"
+        "| backend | images/s | wall time (s) | worker wasm MB after epoch 1 | after epoch {epochs} | GPU MB after epoch 1 | after epoch {epochs} | page JS heap MB after epoch 1 | after epoch {epochs} | longest main-thread stall (ms), epoch 1 | after epoch 1 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for backend in ["webgpu", "cpu"] {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let backends = match arg(&args, "--backend", "both").as_str() {
+        "webgpu" => vec!["webgpu"],
+        "cpu" => vec!["cpu"],
+        _ => vec!["webgpu", "cpu"],
+    };
+    for backend in backends {
         let (c, _driver) = support::browser().await;
         open_until_ready(&c, &format!("{origin}{PREFIX}?backend={backend}")).await;
         for (id, value) in [
@@ -100,11 +106,17 @@ async fn main() {
         };
         let first = first.unwrap_or_else(|| last.clone());
         println!(
-            "| {backend} | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            "| {backend} | {:.2} | {:.0} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} |",
             last["ips"].as_f64().unwrap_or(0.0),
             t0.elapsed().as_secs_f64(),
             first["mb"].as_f64().unwrap_or(0.0),
             last["mb"].as_f64().unwrap_or(0.0),
+            first["gpu"]
+                .as_f64()
+                .map_or("–".into(), |m| format!("{m:.1}")),
+            last["gpu"]
+                .as_f64()
+                .map_or("–".into(), |m| format!("{m:.1}")),
             first["heap"].as_f64().unwrap_or(0.0),
             last["heap"].as_f64().unwrap_or(0.0),
             first["stall"].as_f64().unwrap_or(0.0),

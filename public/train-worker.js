@@ -2,5 +2,25 @@
 // worker so that training never holds up the page. Paths are relative to this file.
 import init, { train_worker } from "../xray-web.js";
 
+// Failure drill, used by the end-to-end tests: with `?lose-gpu-at-step=N` in the page's URL
+// (passed on in this worker's name), the worker's WebGPU device is destroyed, as when a GPU is
+// lost, once step N is reported. Nothing changes without the parameter.
+const loseAt = Number(/lose-gpu-at-step=(\d+)/.exec(self.name)?.[1]);
+if (loseAt > 0 && self.GPUAdapter) {
+  const devices = [];
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    devices.push(device);
+    return device;
+  };
+  const post = self.postMessage.bind(self);
+  self.postMessage = (message, transfer) => {
+    post(message, transfer);
+    const step = JSON.parse(message.json).Step?.step;
+    if (step >= loseAt) devices.forEach((d) => d.destroy());
+  };
+}
+
 await init({ module_or_path: new URL("../xray-web_bg.wasm", import.meta.url) });
 train_worker();

@@ -275,3 +275,82 @@ async fn demo_training_runs_on_cpu_and_webgpu_and_its_weights_round_trip() {
     assert!(served.iter().any(|p| p.ends_with("subset.bin")));
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+async fn a_lost_gpu_ends_the_run_with_a_message_and_the_page_goes_on() {
+    let (origin, _log) = serve_dist();
+    let (c, _driver) = support::browser().await;
+    // The failure drill destroys the training worker's WebGPU device after step 2.
+    open_until_ready(
+        &c,
+        &format!("{origin}{PREFIX}?backend=webgpu&lose-gpu-at-step=2"),
+    )
+    .await;
+    c.execute(
+        "const el = document.querySelector('[data-testid=train-mode]'); el.value = 'head'; el.dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    set(&c, "train-epochs", "2").await;
+    set(&c, "train-batch", "4").await;
+    set(&c, "train-per-class", "8").await;
+    click(&c, "train-start").await;
+    wait_for(
+        &c,
+        "const s = document.querySelector('[data-testid=train-status]').dataset.state; return s === 'error' || s === 'done'",
+        600,
+        "the run to end",
+    )
+    .await;
+    let status = js(&c, STATUS).await;
+    let text = js(
+        &c,
+        "return document.querySelector('[data-testid=train-status]').textContent",
+    )
+    .await;
+    let text = text.as_str().unwrap();
+    assert_eq!(status["state"], "error", "{status} {text}");
+    assert_eq!(
+        status["step"], 2,
+        "the steps before the loss are kept: {status}"
+    );
+    assert!(text.contains("GPU stopped answering"), "{text}");
+    assert!(text.contains("smaller batch"), "{text}");
+    // Only the worker died: no fatal banner, and the shipped model still classifies.
+    assert_eq!(
+        js(&c, "return document.querySelector('#fatal').hidden").await,
+        true
+    );
+    let sample = Path::new(ROOT).join("public/samples").join(&samples()[0].0);
+    c.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(&sample.display().to_string())
+        .await
+        .unwrap();
+    wait_for(
+        &c,
+        "return document.querySelectorAll('[data-testid=prediction]').length === 1",
+        300,
+        "a prediction after the lost GPU",
+    )
+    .await;
+    // And a new run (one step, before the drill's step) trains to the end on a new worker.
+    set(&c, "train-epochs", "1").await;
+    set(&c, "train-batch", "8").await;
+    set(&c, "train-per-class", "4").await;
+    click(&c, "train-start").await;
+    let s = wait_state(&c, &["done", "error"], 600).await;
+    assert_eq!(s["step"], 1, "{s}");
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelector('[data-testid=tuned-info]').dataset.loaded"
+        )
+        .await,
+        "true"
+    );
+    c.close().await.unwrap();
+}

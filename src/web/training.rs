@@ -89,8 +89,10 @@ pub struct Status {
     pub images_per_sec: f64,
     /// Seconds left, estimated from the steps so far.
     pub eta_s: Option<f64>,
-    /// wasm memory, MB.
+    /// The training worker's wasm memory, MB.
     pub wasm_mb: f64,
+    /// GPU memory held by the training run, MB (WebGPU only).
+    pub gpu_mb: Option<f64>,
     /// Backend of the run.
     pub backend: &'static str,
 }
@@ -688,7 +690,7 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), String> {
     }));
     let options = web_sys::WorkerOptions::new();
     options.set_type(web_sys::WorkerType::Module);
-    options.set_name("xray-web training");
+    options.set_name(&worker_name());
     let worker =
         web_sys::Worker::new_with_options(&engine::asset_url("public/train-worker.js"), &options)
             .map_err(|e| {
@@ -726,6 +728,21 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), String> {
         })
     });
     Ok(())
+}
+
+/// The worker's name, carrying the page's `lose-gpu-at-step` failure drill if any (see
+/// `public/train-worker.js`; a query on the script's URL would not survive the service worker's
+/// cache).
+fn worker_name() -> String {
+    let drill = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        .and_then(|p| p.get("lose-gpu-at-step"))
+        .and_then(|n| n.parse::<u32>().ok());
+    match drill {
+        Some(n) => format!("xray-web training; lose-gpu-at-step={n}"),
+        None => "xray-web training".into(),
+    }
 }
 
 /// Follows the worker's reports.
@@ -814,6 +831,7 @@ fn on_message(run: &Rc<RefCell<Run>>, msg: FromWorker, parts: Vec<Vec<u8>>) {
             epoch_finished: _,
             ms,
             wasm_mb,
+            gpu_mb,
         } => {
             r.train_ms += ms;
             r.images += seen;
@@ -831,6 +849,7 @@ fn on_message(run: &Rc<RefCell<Run>>, msg: FromWorker, parts: Vec<Vec<u8>>) {
                 s.images_per_sec = images as f64 / (train_ms / 1000.0).max(1e-9);
                 s.eta_s = Some(s.total_steps.saturating_sub(step) as f64 * per_step_ms / 1000.0);
                 s.wasm_mb = wasm_mb;
+                s.gpu_mb = gpu_mb;
                 s.message = format!(
                     "epoch {} of {epochs}, step {step} of {}",
                     (epoch + 1).min(epochs),

@@ -294,6 +294,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 data-val-accuracy=move || status().val_accuracy.map(|a| format!("{a:.6}")).unwrap_or_default()
                 data-images-per-sec=move || format!("{:.3}", status().images_per_sec)
                 data-wasm-mb=move || format!("{:.1}", status().wasm_mb)
+                data-gpu-mb=move || status().gpu_mb.map(|m| format!("{m:.1}")).unwrap_or_default()
                 data-backend=move || status().backend
             >
                 <progress max="1" value=fraction aria-label="training progress"></progress>
@@ -304,7 +305,7 @@ pub fn TrainingPanel() -> impl IntoView {
                             Phase::Idle => "Not started.".to_string(),
                             Phase::Error => format!("Training stopped: {}", s.message),
                             _ => format!(
-                                "{} · epoch {}/{} · step {}/{} · loss {} · validation accuracy {} · {:.1} images/s · ETA {} · memory {:.0} MB",
+                                "{} · epoch {}/{} · step {}/{} · loss {} · validation accuracy {} · {:.1} images/s · ETA {} · memory {:.0} MB{}",
                                 s.message,
                                 s.epoch,
                                 s.epochs,
@@ -314,7 +315,8 @@ pub fn TrainingPanel() -> impl IntoView {
                                 s.val_accuracy.map_or("–".into(), |a| format!("{:.1} %", a * 100.0)),
                                 s.images_per_sec,
                                 fmt_eta(s.eta_s),
-                                s.wasm_mb
+                                s.wasm_mb,
+                                s.gpu_mb.map_or(String::new(), |m| format!(" + GPU {m:.0} MB")),
                             ),
                         }
                     }}

@@ -106,6 +106,8 @@ pub enum FromWorker {
         ms: f64,
         /// The worker's wasm memory, MB.
         wasm_mb: f64,
+        /// GPU memory the runtime holds (in use and pooled for reuse), MB; `None` on the CPU.
+        gpu_mb: Option<f64>,
     },
     /// Holding between steps.
     Paused,

@@ -17,7 +17,7 @@ use super::{
         Control, FromWorker, Pass, StartRun, ToWorker, decode, encode, images_from_bytes,
     },
 };
-use crate::ml::finetune::{self, Example, Session};
+use crate::ml::finetune::{self, Example, FineTuneError, Session};
 
 thread_local! {
     static CONTROL: Cell<Control> = const { Cell::new(Control::Run) };
@@ -87,6 +87,25 @@ pub fn train_worker() {
     post(&FromWorker::Ready, &[]);
 }
 
+/// A failure in words. A failed read is how a lost GPU device, or one out of memory, shows.
+fn explain(e: FineTuneError) -> String {
+    match e {
+        FineTuneError::Read(detail) => format!(
+            "the GPU stopped answering (it was lost, reset or out of memory), so the run ended; the page and the shipped model still work. Train again, with a smaller batch, or on the CPU (?backend=cpu). Detail: {}",
+            detail.lines().next().unwrap_or_default()
+        ),
+        e => e.to_string(),
+    }
+}
+
+/// What the GPU runtime holds on `device`, MB (`None` on the CPU backend).
+fn gpu_mb(backend: Backend, device: &burn::prelude::Device) -> Option<f64> {
+    (backend == Backend::WebGpu)
+        .then(|| device.memory_pool_usage())
+        .flatten()
+        .map(|u| u.bytes_reserved as f64 / 1e6)
+}
+
 async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
     let StartRun {
         card,
@@ -145,7 +164,7 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
                     device,
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(explain)?;
                 probs.extend(p);
                 post(
                     &FromWorker::Evaluating {
@@ -189,7 +208,7 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
             Control::Run => {}
         }
         let t0 = engine::now_ms();
-        let r = session.train_step().await.map_err(|e| e.to_string())?;
+        let r = session.train_step().await.map_err(explain)?;
         post(
             &FromWorker::Step {
                 step: session.step(),
@@ -200,6 +219,7 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
                 epoch_finished: r.epoch_finished,
                 ms: engine::now_ms() - t0,
                 wasm_mb: engine::wasm_memory_mb(),
+                gpu_mb: gpu_mb(backend, &device),
             },
             &[],
         );
@@ -213,7 +233,7 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
     if evaluated_at != session.step() {
         evaluate(&session, Pass::Final).await?;
     }
-    let weights = session.weights().await.map_err(|e| e.to_string())?;
+    let weights = session.weights().await.map_err(explain)?;
     post(
         &FromWorker::Done {
             stopped,

@@ -86,15 +86,20 @@ fn handle(mut stream: TcpStream, dist: &Path, log: &Mutex<Vec<String>>) {
     let _ = stream.write_all(&body);
 }
 
-pub struct Driver(Child);
+/// chromedriver and the Chromium it started (found by its own profile folder).
+pub struct Driver(Child, PathBuf);
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.0.kill();
-        // Chromium outlives a killed chromedriver: end its children too.
+        let _ = self.0.wait();
+        // Chromium outlives a killed chromedriver (its processes are re-parented): end every
+        // process that uses this browser's profile, or a page still training would keep a core
+        // busy for the rest of the run.
         let _ = Command::new("pkill")
-            .args(["-P", &self.0.id().to_string()])
+            .args(["-KILL", "-f", &self.1.display().to_string()])
             .status();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -111,9 +116,9 @@ pub async fn browser() -> (Client, Driver) {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver (apt-get install chromium-driver)");
-    let driver = Driver(child);
     let profile =
         std::env::temp_dir().join(format!("xray-e2e-profile-{}-{port}", std::process::id()));
+    let driver = Driver(child, profile.clone());
     let caps = json!({
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
