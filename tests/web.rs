@@ -1,6 +1,7 @@
 //! Browser tests (wasm-bindgen-test in headless Chromium): loading the shipped model from bytes,
 //! WebGPU agreeing with the CPU backend, preprocessing giving the same tensor as natively, and
-//! the training session lowering the loss on a fixed batch on WebGPU and on the CPU.
+//! the training session lowering the loss on a fixed batch on WebGPU and on the CPU, and the
+//! page-to-training-worker messages surviving the trip with their binary parts.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -14,7 +15,13 @@ use xray_web::{
         model::{Depth, ResNetConfig},
         preprocess::{self, Normalization},
     },
-    web::engine,
+    web::{
+        engine,
+        training_protocol::{
+            Control, FromWorker, Pass, StartRun, ToWorker, decode, encode, f32_bytes,
+            images_from_bytes,
+        },
+    },
 };
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -158,4 +165,56 @@ async fn training_lowers_the_loss_on_webgpu() {
     assert_eq!(losses.len(), 6);
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(losses[5] < 0.7 * losses[0], "{losses:?}");
+}
+
+#[wasm_bindgen_test]
+fn worker_messages_round_trip_with_their_parts() {
+    let images = vec![vec![0.25f32; 16], vec![1.0f32; 16], vec![-0.5f32; 16]];
+    let pixels = f32_bytes(images.iter().flatten().copied());
+    let start = ToWorker::Start(Box::new(StartRun {
+        card: card(),
+        settings: Settings {
+            mode: Mode::Whole,
+            epochs: 2,
+            batch: 4,
+            lr: 1e-4,
+            augment: false,
+            seed: 9,
+        },
+        backend: "webgpu".into(),
+        tune_labels: vec![false, true, true],
+        n_val: 0,
+    }));
+    let (value, transfer) = encode(&start, &[WEIGHTS, &pixels, &[]]).expect("encoded");
+    assert_eq!(transfer.length(), 3, "every part's buffer is transferred");
+    let (back, parts) = decode::<ToWorker>(&value).expect("decoded");
+    assert_eq!(back, start);
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0], WEIGHTS);
+    assert_eq!(images_from_bytes(&parts[1], 16).expect("images"), images);
+    assert!(images_from_bytes(&parts[2], 16).expect("none").is_empty());
+    // A part that is not whole images is refused, not cut.
+    assert!(images_from_bytes(&parts[1][..pixels.len() - 4], 16).is_err());
+
+    for msg in [
+        FromWorker::Probabilities {
+            pass: Pass::Epoch,
+            step: 7,
+            epoch: 1,
+            probs: vec![0.1, 0.9],
+        },
+        FromWorker::Failed {
+            message: "the GPU stopped answering".into(),
+        },
+    ] {
+        let (value, _) = encode(&msg, &[]).expect("encoded");
+        assert_eq!(decode::<FromWorker>(&value).expect("decoded").0, msg);
+    }
+    let (value, _) = encode(&ToWorker::Control(Control::Pause), &[]).expect("encoded");
+    assert_eq!(
+        decode::<ToWorker>(&value).expect("decoded").0,
+        ToWorker::Control(Control::Pause)
+    );
+    // Something that is not one of these messages is an error, not a panic.
+    assert!(decode::<FromWorker>(&wasm_bindgen::JsValue::from_str("junk")).is_err());
 }

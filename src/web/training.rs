@@ -709,12 +709,16 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), String> {
     let on_error =
         Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
             event.prevent_default();
+            // A script that did not load reports no message.
+            let what = match event.message() {
+                m if m.is_empty() => {
+                    "could not start (its script or the model code did not load)".to_string()
+                }
+                m => format!("failed: {m}"),
+            };
             fail(
                 ts,
-                format!(
-                    "the training worker failed: {}; the page and the shipped model still work",
-                    event.message()
-                ),
+                format!("the training worker {what}; the page and the shipped model still work"),
             );
         });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
