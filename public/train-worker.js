@@ -2,9 +2,14 @@
 // worker so that training never holds up the page. Paths are relative to this file.
 import init, { train_worker } from "../xray-web.js";
 
-// Failure drill, used by the end-to-end tests: with `?lose-gpu-at-step=N` in the page's URL
-// (passed on in this worker's name), the worker's WebGPU device is destroyed, as when a GPU is
-// lost, once step N is reported. Nothing changes without the parameter.
+// Failure drills, used by the end-to-end tests and passed on from the page's URL in this
+// worker's name; nothing changes without them.
+// `?worker-webgpu=off`: this worker sees no WebGPU, as in browsers that offer it to pages only.
+if (/worker-webgpu=off/.test(self.name) && "gpu" in WorkerNavigator.prototype) {
+  Object.defineProperty(WorkerNavigator.prototype, "gpu", { get: () => undefined });
+}
+// `?lose-gpu-at-step=N`: the worker's WebGPU device is destroyed, as when a GPU is lost, once
+// step N is reported.
 const loseAt = Number(/lose-gpu-at-step=(\d+)/.exec(self.name)?.[1]);
 if (loseAt > 0 && self.GPUAdapter) {
   const devices = [];

@@ -278,7 +278,8 @@ async fn demo_training_runs_on_cpu_and_webgpu_and_its_weights_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
-async fn a_lost_gpu_ends_the_run_with_a_message_and_the_page_goes_on() {
+async fn a_lost_gpu_ends_the_run_with_a_message_and_the_page_goes_on_and_a_worker_without_webgpu_trains_on_the_cpu()
+ {
     let (origin, _log) = serve_dist();
     let (c, _driver) = support::browser().await;
     // The failure drill destroys the training worker's WebGPU device after step 2.
@@ -352,5 +353,30 @@ async fn a_lost_gpu_ends_the_run_with_a_message_and_the_page_goes_on() {
         .await,
         "true"
     );
+
+    // A browser that offers WebGPU to the page but not to workers: the worker trains on the CPU.
+    open_until_ready(
+        &c,
+        &format!("{origin}{PREFIX}?backend=webgpu&worker-webgpu=off"),
+    )
+    .await;
+    set(&c, "train-epochs", "1").await;
+    set(&c, "train-batch", "8").await;
+    set(&c, "train-per-class", "4").await;
+    click(&c, "train-start").await;
+    let s = wait_state(&c, &["done", "error"], 600).await;
+    assert_eq!(s["step"], 1, "{s}");
+    let backend = js(
+        &c,
+        "return document.querySelector('[data-testid=train-status]').dataset.backend",
+    )
+    .await;
+    assert_eq!(backend, "cpu");
+    let info = js(
+        &c,
+        "return document.querySelector('[data-testid=tuned-info]').textContent",
+    )
+    .await;
+    assert!(info.as_str().unwrap().contains("CPU"), "{info}");
     c.close().await.unwrap();
 }

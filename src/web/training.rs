@@ -608,7 +608,10 @@ struct Runner {
 struct Run {
     ts: TrainState,
     card: ModelCard,
+    /// The backend it trains on (the worker may fall back to the CPU).
     backend: Backend,
+    /// The page's backend, where the trained model will run.
+    page_backend: Backend,
     settings: Settings,
     n_tune: usize,
     val: Vec<ValImage>,
@@ -675,6 +678,7 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), String> {
         ts,
         card,
         backend,
+        page_backend: backend,
         settings,
         n_tune: tune.len(),
         truth: val.iter().map(|v| v.example.pneumonia).collect(),
@@ -734,19 +738,26 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), String> {
     Ok(())
 }
 
-/// The worker's name, carrying the page's `lose-gpu-at-step` failure drill if any (see
-/// `public/train-worker.js`; a query on the script's URL would not survive the service worker's
-/// cache).
+/// The worker's name, carrying the page's failure drills if any (`lose-gpu-at-step=N`,
+/// `worker-webgpu=off`; see `public/train-worker.js`). A query on the script's URL would not
+/// survive the service worker's cache.
 fn worker_name() -> String {
-    let drill = web_sys::window()
+    let params = web_sys::window()
         .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-        .and_then(|p| p.get("lose-gpu-at-step"))
-        .and_then(|n| n.parse::<u32>().ok());
-    match drill {
-        Some(n) => format!("xray-web training; lose-gpu-at-step={n}"),
-        None => "xray-web training".into(),
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
+    let mut name = "xray-web training".to_string();
+    if let Some(p) = params {
+        if let Some(n) = p
+            .get("lose-gpu-at-step")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            name.push_str(&format!("; lose-gpu-at-step={n}"));
+        }
+        if p.get("worker-webgpu").as_deref() == Some("off") {
+            name.push_str("; worker-webgpu=off");
+        }
     }
+    name
 }
 
 /// Follows the worker's reports.
@@ -774,15 +785,21 @@ fn on_message(run: &Rc<RefCell<Run>>, msg: FromWorker, parts: Vec<Vec<u8>>) {
             }
         }
         FromWorker::Started {
+            backend,
+            fallback,
             steps_per_epoch,
             total_steps,
             wasm_mb,
         } => {
             r.steps_per_epoch = steps_per_epoch.max(1);
+            r.backend = Backend::parse(&backend).unwrap_or(r.backend);
             let (epochs, backend) = (r.settings.epochs, r.backend.id());
             let n_val = r.val.len();
             ts.status.update(|s| {
-                s.message = format!("evaluating the starting model on {n_val} validation images");
+                s.message = format!(
+                    "{}evaluating the starting model on {n_val} validation images",
+                    fallback.map_or(String::new(), |f| format!("{f}; "))
+                );
                 s.epochs = epochs;
                 s.total_steps = total_steps;
                 s.wasm_mb = wasm_mb;
@@ -899,7 +916,7 @@ fn on_message(run: &Rc<RefCell<Run>>, msg: FromWorker, parts: Vec<Vec<u8>>) {
             card.weights_dtype = "f32".into();
             card.validation = None;
             card.history = Vec::new();
-            let backend = r.backend;
+            let backend = r.page_backend;
             leptos::task::spawn_local(async move {
                 let loaded = match engine::device(backend).await {
                     Ok(device) => {

@@ -63,6 +63,10 @@ pub enum FromWorker {
     Ready,
     /// The session is built.
     Started {
+        /// `webgpu` or `cpu`: the backend it trains on.
+        backend: String,
+        /// Why that is not the backend asked for, if it is not.
+        fallback: Option<String>,
         /// Steps in one epoch.
         steps_per_epoch: usize,
         /// Steps in the run.

@@ -123,8 +123,19 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
     if tune.len() != tune_labels.len() || val.len() != n_val {
         return Err("the start message's images and labels do not match".into());
     }
-    let backend = Backend::parse(&backend).ok_or("unknown backend")?;
-    let device = engine::device(backend).await?;
+    let asked = Backend::parse(&backend).ok_or("unknown backend")?;
+    // A browser may offer WebGPU to pages but not to workers.
+    let (backend, device, fallback) = match engine::device(asked).await {
+        Ok(device) => (asked, device, None),
+        Err(e) if asked == Backend::WebGpu => (
+            Backend::Cpu,
+            engine::device(Backend::Cpu).await?,
+            Some(format!(
+                "{e} in the training worker, so it trains on the CPU (slower)"
+            )),
+        ),
+        Err(e) => return Err(e),
+    };
     let examples = tune
         .into_iter()
         .zip(tune_labels)
@@ -142,6 +153,8 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     post(
         &FromWorker::Started {
+            backend: backend.id().into(),
+            fallback,
             steps_per_epoch: session.steps_per_epoch(),
             total_steps: session.total_steps(),
             wasm_mb: engine::wasm_memory_mb(),
