@@ -35,6 +35,18 @@ async fn click(c: &Client, testid: &str) {
         .unwrap();
 }
 
+/// The training status line's text.
+async fn status_text(c: &Client) -> String {
+    js(
+        c,
+        "return document.querySelector('[data-testid=train-status]').textContent",
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
 async fn wait_state(c: &Client, states: &[&str], secs: u64) -> Value {
     let list = serde_json::to_string(states).unwrap();
     wait_for(
@@ -49,11 +61,7 @@ async fn wait_state(c: &Client, states: &[&str], secs: u64) -> Value {
         status["state"],
         "error",
         "training failed: {}",
-        js(
-            c,
-            "return document.querySelector('[data-testid=train-status]').textContent"
-        )
-        .await
+        status_text(c).await
     );
     status
 }
@@ -94,12 +102,7 @@ async fn one_step_run(c: &Client) -> Value {
 
 /// Runs a 1-epoch fine-tune of `mode` on 4 + 4 images and checks every panel.
 async fn short_run(c: &Client, mode: &str) {
-    c.execute(
-        "const el = document.querySelector('[data-testid=train-mode]'); el.value = arguments[0]; el.dispatchEvent(new Event('change', {bubbles: true}));",
-        vec![json!(mode)],
-    )
-    .await
-    .unwrap();
+    set(c, "train-mode", mode).await;
     set(c, "train-epochs", "1").await;
     set(c, "train-batch", "4").await;
     set(c, "train-per-class", "4").await;
@@ -212,12 +215,8 @@ async fn demo_training_runs_on_cpu_and_webgpu_and_its_weights_round_trip() {
     click(&c, "train-stop").await;
     let stopped = wait_state(&c, &["done"], 300).await;
     assert!(stopped["epoch"].as_u64().unwrap() < 20, "{stopped}");
-    let text = js(
-        &c,
-        "return document.querySelector('[data-testid=train-status]').textContent",
-    )
-    .await;
-    assert!(text.as_str().unwrap().contains("stopped"), "{text}");
+    let text = status_text(&c).await;
+    assert!(text.contains("stopped"), "{text}");
 
     // WebGPU: the head, then download and reload the weights.
     open_until_ready(&c, &format!("{base}?backend=webgpu")).await;
@@ -303,12 +302,7 @@ async fn a_lost_gpu_ends_the_run_with_a_message_and_the_page_goes_on_and_a_worke
         &format!("{origin}{PREFIX}?backend=webgpu&lose-gpu-at-step=2"),
     )
     .await;
-    c.execute(
-        "const el = document.querySelector('[data-testid=train-mode]'); el.value = 'head'; el.dispatchEvent(new Event('change', {bubbles: true}));",
-        vec![],
-    )
-    .await
-    .unwrap();
+    set(&c, "train-mode", "head").await;
     set(&c, "train-epochs", "2").await;
     set(&c, "train-batch", "4").await;
     set(&c, "train-per-class", "8").await;
@@ -321,12 +315,7 @@ async fn a_lost_gpu_ends_the_run_with_a_message_and_the_page_goes_on_and_a_worke
     )
     .await;
     let status = js(&c, STATUS).await;
-    let text = js(
-        &c,
-        "return document.querySelector('[data-testid=train-status]').textContent",
-    )
-    .await;
-    let text = text.as_str().unwrap();
+    let text = status_text(&c).await;
     assert_eq!(status["state"], "error", "{status} {text}");
     assert_eq!(
         status["step"], 2,
