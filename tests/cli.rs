@@ -351,3 +351,228 @@ fn predict_json_handles_the_whole_hostile_corpus() {
     let all = lines.iter().map(|l| l.to_string()).collect::<String>();
     assert!(!all.contains("DOE") && !all.contains("PATIENT-ID"));
 }
+
+#[test]
+fn eval_json_adds_patient_bootstrap_intervals_and_the_stress_test() {
+    let dir = class_folder("eval-ci", 4);
+    let out = xray(&["eval", "--json", "--stress", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let m: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(m["patients"], 8);
+    assert!(m["ci"]["resamples"].as_u64().unwrap() >= 1000);
+    for key in ["accuracy", "auc", "sensitivity", "specificity", "ece"] {
+        let point = m[key].as_f64().unwrap();
+        let ci = m["ci"][key].as_array().unwrap();
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(
+            lo <= hi && (0.0..=1.0).contains(&lo) && hi <= 1.0,
+            "{key}: {lo}..{hi}"
+        );
+        assert!(
+            lo <= point + 1e-9 && point <= hi + 1e-9,
+            "{key}: {point} outside {lo}..{hi}"
+        );
+    }
+    let conditions = m["stress"]["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 11);
+    assert!(conditions.iter().all(|c| c["metrics"]["n"] == 8));
+    assert!(
+        m["stress"]["worst"]["accuracy"].as_f64().unwrap()
+            <= m["stress"]["mean"]["accuracy"].as_f64().unwrap()
+    );
+    // The same seed gives the same intervals.
+    let again = xray(&["eval", "--json", dir.to_str().unwrap()]);
+    let m2: serde_json::Value = serde_json::from_str(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["ci"], m2["ci"]);
+}
+
+#[test]
+fn a_trained_card_carries_intervals_stress_band_and_scope_and_predict_says_uncertain() {
+    let data = class_folder("band-data", 6);
+    let out_dir = tmp("band-out");
+    let out = train_tiny(&data, &out_dir, &["--val-fraction", "0.34"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("card.json")).unwrap()).unwrap();
+    assert!(card["validation_ci"]["accuracy"].is_array());
+    assert_eq!(card["stress"]["conditions"].as_array().unwrap().len(), 11);
+    assert!(card["scope"].as_str().unwrap().contains("one hospital"));
+    let band = &card["uncertain"];
+    let (lo, hi) = (
+        band["low"].as_f64().unwrap(),
+        band["high"].as_f64().unwrap(),
+    );
+    assert!(lo <= hi);
+    assert!(band["error_outside"].as_f64().unwrap() <= 0.02 + 1e-12);
+    let predictions: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(out_dir.join("val_predictions.json")).unwrap())
+            .unwrap();
+    assert_eq!(predictions.len(), 4);
+    let s = samples();
+    let files: Vec<&str> = s.iter().map(|(f, _)| f.as_str()).collect();
+    let mut args = vec!["predict", "--json", "--model", out_dir.to_str().unwrap()];
+    args.extend(&files);
+    let pred = xray(&args);
+    for line in String::from_utf8(pred.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let p = v["p_pneumonia"].as_f64().unwrap();
+        let inside = (lo..=hi).contains(&p);
+        assert_eq!(v["uncertain"].as_bool().unwrap(), inside, "{line}");
+    }
+}
+
+#[test]
+fn cv_trains_every_fold_by_patient_and_resumes() {
+    let data = tmp("cv-data");
+    // Three patients with two images each per class, named as in the dataset.
+    let s = samples();
+    for (class, prefix) in [("NORMAL", "IM-"), ("PNEUMONIA", "person")] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let files: Vec<&String> = s
+            .iter()
+            .filter(|(_, l)| l == class)
+            .map(|(f, _)| f)
+            .collect();
+        for (i, file) in files.iter().take(6).enumerate() {
+            let name = if prefix == "IM-" {
+                format!("IM-{:04}-{:04}.jpeg", i / 2, i % 2)
+            } else {
+                format!("person{}_bacteria_{}.jpeg", i / 2, i)
+            };
+            std::fs::copy(file, data.join(class).join(name)).unwrap();
+        }
+    }
+    let out_dir = tmp("cv-out");
+    let cv = |extra: &[&str]| {
+        let mut args = vec![
+            "cv",
+            "--folds",
+            "3",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--size",
+            "64",
+            "--width",
+            "8",
+            "--batch",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        xray(&args)
+    };
+    let out = cv(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("cv.json")).unwrap()).unwrap();
+    let folds = report["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    // Each fold holds out one patient of each class: 2 + 2 images.
+    assert!(folds.iter().all(|f| f["n"] == 4 && f["patients"] == 2));
+    for key in ["accuracy", "auc", "sensitivity", "specificity", "ece"] {
+        assert!(report["clean"][key]["mean"].is_number());
+        assert!(report["stressed"][key]["sd"].is_number());
+    }
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("3-fold cross-validation by patient"),
+        "{stdout}"
+    );
+    // Resumed, finished folds are read back, not trained again.
+    let again = cv(&["--resume"]);
+    assert_eq!(again.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(stderr.matches("done, read from").count(), 3, "{stderr}");
+}
+
+#[test]
+fn split_prints_each_file_with_its_patient_and_keeps_patients_whole() {
+    let data = tmp("split-data");
+    let s = samples();
+    for (class, names) in [
+        (
+            "NORMAL",
+            [
+                "IM-0001-0001.jpeg",
+                "IM-0001-0002.jpeg",
+                "NORMAL2-IM-0002-0001.jpeg",
+                "IM-0003-0001.jpeg",
+            ],
+        ),
+        (
+            "PNEUMONIA",
+            [
+                "person1_virus_1.jpeg",
+                "person1_virus_2.jpeg",
+                "person2_bacteria_3.jpeg",
+                "person3_bacteria_4.jpeg",
+            ],
+        ),
+    ] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let file = &s.iter().find(|(_, l)| l == class).unwrap().0;
+        for n in names {
+            std::fs::copy(file, data.join(class).join(n)).unwrap();
+        }
+    }
+    let out = xray(&[
+        "split",
+        "--all",
+        "--val-fraction",
+        "0.3",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 8);
+    let mut part_of = std::collections::HashMap::new();
+    for r in &rows {
+        assert_eq!(r.len(), 4, "{r:?}");
+        let expected = if r[3].contains("person1_") {
+            "person1"
+        } else if r[3].contains("IM-0001-") {
+            "IM-0001"
+        } else if r[3].contains("NORMAL2-IM-0002") {
+            "NORMAL2-IM-0002"
+        } else {
+            r[2]
+        };
+        assert_eq!(r[2], expected);
+        assert_eq!(
+            *part_of.entry(r[2]).or_insert(r[0]),
+            r[0],
+            "{} split apart",
+            r[2]
+        );
+    }
+    assert!(rows.iter().any(|r| r[0] == "val" && r[1] == "NORMAL"));
+    assert!(rows.iter().any(|r| r[0] == "val" && r[1] == "PNEUMONIA"));
+}

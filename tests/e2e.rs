@@ -420,3 +420,89 @@ async fn a_new_deployment_replaces_the_offline_cache() {
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&site);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+async fn the_card_shows_intervals_stress_band_and_scope_and_rows_say_uncertain_as_the_cli_does() {
+    let (origin, _log) = serve_dist();
+    let base = format!("{origin}{PREFIX}");
+    let (c, _driver) = support::browser().await;
+    open_until_ready(&c, &format!("{base}?backend=cpu")).await;
+
+    // The card: patient-level validation with intervals, the stress figures, the band, the scope.
+    let text = |id: &str| {
+        format!(
+            "const e = document.querySelector('[data-testid={id}]'); return e ? e.textContent : ''"
+        )
+    };
+    let validation = wait_for(&c, &text("card-validation"), 60, "the card's validation").await;
+    let validation = validation.as_str().unwrap();
+    assert!(
+        validation.contains("patients") && validation.contains("whole patients held out"),
+        "{validation}"
+    );
+    assert!(
+        validation.contains(" [") && validation.contains("bootstrap"),
+        "{validation}"
+    );
+    let stress = js(&c, &text("card-stress")).await;
+    assert!(
+        stress.as_str().unwrap().contains("acquisition changes"),
+        "{stress}"
+    );
+    let band = js(&c, &text("card-band")).await;
+    assert!(band.as_str().unwrap().contains("needs a reader"), "{band}");
+    let scope = js(&c, &text("card-scope")).await;
+    assert!(scope.as_str().unwrap().contains("one hospital"), "{scope}");
+
+    // Every gallery X-ray: the page's "uncertain" agrees with the CLI's, in attribute and words.
+    let files: Vec<PathBuf> = samples()
+        .iter()
+        .map(|(f, _)| Path::new(ROOT).join("public/samples").join(f))
+        .collect();
+    let input = c.find(Locator::Css("input[type=file]")).await.unwrap();
+    let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    input.send_keys(&paths.join("\n")).await.unwrap();
+    let n = files.len();
+    wait_for(
+        &c,
+        &format!("return document.querySelectorAll('[data-testid=prediction]').length === {n}"),
+        300,
+        "every gallery X-ray classified",
+    )
+    .await;
+    let rows = js(
+        &c,
+        "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => ({file: e.dataset.file, label: e.dataset.label, uncertain: e.dataset.uncertain, note: !!e.querySelector('[data-testid=uncertain-note]')}))",
+    )
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_xray"))
+        .args(["predict", "--json"])
+        .args(&files)
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let cli: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for row in rows.as_array().unwrap() {
+        let file = row["file"].as_str().unwrap();
+        let label = row["label"].as_str().unwrap();
+        assert!(label == "NORMAL" || label == "PNEUMONIA", "{row}");
+        let uncertain = row["uncertain"].as_str().unwrap();
+        assert!(uncertain == "true" || uncertain == "false", "{row}");
+        assert_eq!(row["note"].as_bool().unwrap(), uncertain == "true", "{row}");
+        let line = cli
+            .iter()
+            .find(|v| v["file"].as_str().unwrap().ends_with(&format!("/{file}")))
+            .unwrap();
+        assert_eq!(
+            line["uncertain"].as_bool().unwrap().to_string(),
+            uncertain,
+            "{file}"
+        );
+    }
+    c.close().await.unwrap();
+}

@@ -114,7 +114,7 @@ fn training_steps_lower_the_loss_on_real_images() {
     for _ in 0..8 {
         let x = preprocess::batch_tensor(&images, size, &ad);
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &ad);
-        let out = train::train_step(model, &mut optim, x, y, [1.0, 1.0], 3e-3);
+        let out = train::train_step(model, &mut optim, x, y, [1.0, 1.0], 0.0, 3e-3);
         model = out.model;
         losses.push(out.loss.into_scalar::<f32>());
     }

@@ -150,6 +150,7 @@ fn resize_is_square_and_keeps_flat_images_flat() {
         Normalization {
             mean: 0.5,
             std: 0.25,
+            ..Normalization::default()
         },
     );
     assert!(y.iter().all(|v| v.abs() < 1e-3));
@@ -240,4 +241,43 @@ fn preprocessing_matches_the_shared_fixture() {
     for (i, v) in fixture["first"].as_array().unwrap().iter().enumerate() {
         assert!((x[i] - v.as_f64().unwrap() as f32).abs() < 1e-6);
     }
+}
+
+#[test]
+fn equalisation_ranks_pixels_and_ignores_increasing_intensity_changes() {
+    use xray_web::ml::preprocess::Intensity;
+    let mut x = vec![0.1, 0.5, 0.3, 0.3, 0.9];
+    preprocess::map_intensity(&mut x, Intensity::Equalize);
+    // Ranks 0, 3, 1.5, 1.5, 4 of 4.
+    assert_eq!(x, vec![0.0, 0.75, 0.375, 0.375, 1.0]);
+    let mut flat = vec![0.2f32; 16];
+    preprocess::map_intensity(&mut flat, Intensity::Equalize);
+    assert!(flat.iter().all(|&v| v == 0.5));
+    // A real X-ray: gamma and contrast changes leave the equalised input (almost) unchanged.
+    let gray = preprocess::decode_gray16(&sample_bytes()).unwrap();
+    let unit = preprocess::to_square_unit(&gray, 64);
+    let norm = Normalization {
+        mean: 0.5,
+        std: 0.29,
+        intensity: Intensity::Equalize,
+    };
+    let mut base = unit.clone();
+    preprocess::normalize(&mut base, norm);
+    let mut changed: Vec<f32> = unit.iter().map(|v| (v * 0.7 + 0.1).powf(1.6)).collect();
+    preprocess::normalize(&mut changed, norm);
+    let max_diff = base
+        .iter()
+        .zip(&changed)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(max_diff < 1e-3, "{max_diff}");
+    // Per-image standardisation: zero mean, unit spread.
+    let mut z = unit.clone();
+    preprocess::map_intensity(&mut z, Intensity::PerImage);
+    let mean = z.iter().sum::<f32>() / z.len() as f32;
+    let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / z.len() as f32;
+    assert!(
+        mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
+        "{mean} {var}"
+    );
 }

@@ -54,6 +54,13 @@ mod native {
             /// Split folder of a Kaggle root: train, val or test.
             #[arg(long)]
             split: Option<String>,
+            /// Also re-score under acquisition changes (gamma, contrast, blur, JPEG, zoom,
+            /// shift, exposure).
+            #[arg(long)]
+            stress: bool,
+            /// Seed of the bootstrap intervals.
+            #[arg(long, default_value_t = 42)]
+            seed: u64,
             /// cpu or wgpu.
             #[arg(long, default_value = "cpu")]
             device: String,
@@ -62,8 +69,12 @@ mod native {
         },
         /// Train a model (see README: Training).
         Train(cli::train::TrainArgs),
+        /// K-fold cross-validation by patient with train's options (resumable with --resume).
+        Cv(cli::cv::CvArgs),
         /// Write the bundle of real X-rays the page fine-tunes on (public/train).
         Subset(cli::subset::SubsetArgs),
+        /// Write the page's gallery (public/samples): held-out X-rays, one per patient.
+        Gallery(cli::subset::GalleryArgs),
         /// Fit the "does not look like a chest X-ray" criteria and store them in the card.
         OodFit(cli::ood::OodFitArgs),
         /// Count how many images in a folder of non-X-rays are flagged (catch rate).
@@ -86,12 +97,16 @@ mod native {
             #[arg(long, default_value_t = 40)]
             runs: usize,
         },
-        /// Print the held-out validation files that `train` would use (one path a line).
+        /// Print the held-out validation files of `train`'s patient-level split, a line each:
+        /// part, label, patient id, path.
         Split {
+            /// List the training files too.
+            #[arg(long)]
+            all: bool,
             /// Data folder, as for train.
             #[arg(long)]
             data: PathBuf,
-            /// Fraction of each class held out.
+            /// Fraction of each class's images held out (whole patients).
             #[arg(long, default_value_t = 0.15)]
             val_fraction: f64,
             /// Seed, as for train.
@@ -137,12 +152,16 @@ mod native {
                             file,
                             label,
                             p_pneumonia,
+                            uncertain,
                             ood_reason,
                             dicom,
                             ..
                         } if !json => {
                             let mut line =
                                 format!("{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}");
+                            if *uncertain {
+                                line.push_str("\tuncertain: needs a reader");
+                            }
                             if let Some(d) = dicom {
                                 line.push_str(&format!("\t{}", d.summary()));
                             }
@@ -172,6 +191,8 @@ mod native {
                 json,
                 model,
                 split,
+                stress,
+                seed,
                 device,
                 dir,
             } => {
@@ -180,30 +201,19 @@ mod native {
                     cli::device_named(&device)?,
                 )?;
                 let dir = cli::dataset::split_dir(&dir, split.as_deref())?;
-                let (m, skipped) = cli::evaluate(&classifier, &dir)?;
+                let (e, skipped) = cli::evaluate(&classifier, &dir, stress, seed)?;
                 for s in &skipped {
                     eprintln!("skipped {s}");
                 }
                 if json {
                     println!(
                         "{}",
-                        serde_json::to_string(&m).map_err(|e| CliError::Io(e.to_string()))?
+                        serde_json::to_string(&e).map_err(|e| CliError::Io(e.to_string()))?
                     );
                 } else {
-                    println!("images       {}", m.n);
-                    println!("accuracy     {:.4}", m.accuracy);
-                    println!("AUC          {:.4}", m.auc);
-                    println!("sensitivity  {:.4}", m.sensitivity);
-                    println!("specificity  {:.4}", m.specificity);
-                    println!("precision    {:.4}", m.precision);
-                    println!("F1           {:.4}", m.f1);
-                    println!("ECE          {:.4}", m.ece);
-                    println!("threshold    {:.4}", m.threshold);
-                    let c = m.confusion;
-                    println!(
-                        "confusion    tp {} fp {} tn {} fn {}",
-                        c.tp, c.fp, c.tn, c.fn_
-                    );
+                    for line in cli::report::lines(&e) {
+                        println!("{line}");
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -225,19 +235,24 @@ mod native {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Split {
+                all,
                 data,
                 val_fraction,
                 seed,
             } => {
                 let layout = cli::dataset::layout(&data)?;
                 let samples = cli::dataset::list(&layout.train)?;
-                let (_, val) = cli::dataset::stratified_split(&samples, val_fraction, seed);
-                for s in val {
-                    println!(
-                        "{}\t{}",
-                        if s.pneumonia { "PNEUMONIA" } else { "NORMAL" },
-                        s.path.display()
-                    );
+                let (train, val) = cli::dataset::split_by_patient(&samples, val_fraction, seed);
+                let parts = [("val", &val), ("train", &train)];
+                for (part, samples) in parts.into_iter().filter(|(p, _)| all || *p == "val") {
+                    for s in samples {
+                        println!(
+                            "{part}\t{}\t{}\t{}",
+                            if s.pneumonia { "PNEUMONIA" } else { "NORMAL" },
+                            cli::dataset::patient(s),
+                            s.path.display()
+                        );
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -249,6 +264,11 @@ mod native {
                     m.bytes as f64 / 1e6,
                     args.out.display()
                 );
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Gallery(args) => {
+                let items = cli::subset::gallery(&args)?;
+                println!("{} images in {}", items.len(), args.out.display());
                 Ok(ExitCode::SUCCESS)
             }
             Command::OodFit(args) => {
@@ -280,6 +300,13 @@ mod native {
             }
             Command::Train(args) => {
                 cli::train::run(&args)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Cv(args) => {
+                let report = cli::cv::run(&args)?;
+                for line in cli::cv::lines(&report) {
+                    println!("{line}");
+                }
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -1,11 +1,11 @@
 //! Reading labelled X-ray folders: the Kaggle layout `ROOT/{train,val,test}/{NORMAL,PNEUMONIA}/`
-//! or a single `DIR/{NORMAL,PNEUMONIA}/`, and the seeded, stratified validation split.
+//! or a single `DIR/{NORMAL,PNEUMONIA}/`, and the patient-level validation split and folds.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::ml::{preprocess, train::Rng};
+use crate::ml::{preprocess, split};
 
 /// Why a data folder cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -141,27 +141,44 @@ pub fn limit_per_class(samples: Vec<Sample>, n: usize) -> Vec<Sample> {
         .collect()
 }
 
-/// Splits off `fraction` of each class, chosen by a seeded shuffle: (train, validation).
-pub fn stratified_split(
+/// The name the patient id is read from.
+fn file_name(sample: &Sample) -> String {
+    sample
+        .path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+fn named(samples: &[Sample]) -> Vec<(String, bool)> {
+    samples
+        .iter()
+        .map(|s| (file_name(s), s.pneumonia))
+        .collect()
+}
+
+/// The patient of a sample, from its file name ([`split::patient_id`]).
+pub fn patient(sample: &Sample) -> String {
+    split::patient_id(&file_name(sample)).to_string()
+}
+
+/// Holds out whole patients, `fraction` of each class's images, chosen by a seeded shuffle of
+/// the patients ([`split::holdout`]): (train, validation).
+pub fn split_by_patient(
     samples: &[Sample],
     fraction: f64,
     seed: u64,
 ) -> (Vec<Sample>, Vec<Sample>) {
-    let mut train = Vec::new();
-    let mut val = Vec::new();
-    for class in [false, true] {
-        let mut of_class: Vec<Sample> = samples
-            .iter()
-            .filter(|s| s.pneumonia == class)
-            .cloned()
-            .collect();
-        Rng::new(seed ^ u64::from(class)).shuffle(&mut of_class);
-        let n_val = (of_class.len() as f64 * fraction).round() as usize;
-        let rest = of_class.split_off(n_val);
-        val.extend(of_class);
-        train.extend(rest);
-    }
-    (train, val)
+    let held = split::holdout(&named(samples), fraction, seed);
+    let (val, train): (Vec<_>, Vec<_>) = samples.iter().zip(held).partition(|(_, h)| *h);
+    (
+        train.into_iter().map(|(s, _)| s.clone()).collect(),
+        val.into_iter().map(|(s, _)| s.clone()).collect(),
+    )
+}
+
+/// The cross-validation fold of each sample, by patient ([`split::folds`]).
+pub fn folds(samples: &[Sample], k: usize, seed: u64) -> Vec<usize> {
+    split::folds(&named(samples), k, seed)
 }
 
 /// Decoded images, each `size`×`size` in [0, 1], with labels.
@@ -170,6 +187,8 @@ pub struct Loaded {
     pub images: Vec<Vec<f32>>,
     /// True for PNEUMONIA.
     pub labels: Vec<bool>,
+    /// The index in the given samples of each loaded image.
+    pub indices: Vec<usize>,
     /// Files skipped as unusable, with reasons.
     pub skipped: Vec<String>,
 }
@@ -188,13 +207,15 @@ pub fn load(samples: &[Sample], size: usize, skip_bad: bool) -> Result<Loaded, D
     let mut loaded = Loaded {
         images: Vec::with_capacity(samples.len()),
         labels: Vec::with_capacity(samples.len()),
+        indices: Vec::with_capacity(samples.len()),
         skipped: Vec::new(),
     };
-    for (sample, result) in samples.iter().zip(decoded) {
+    for (i, (sample, result)) in samples.iter().zip(decoded).enumerate() {
         match result {
             Ok(img) => {
                 loaded.images.push(img);
                 loaded.labels.push(sample.pneumonia);
+                loaded.indices.push(i);
             }
             Err(reason) => loaded.skipped.push(reason),
         }
@@ -230,17 +251,38 @@ mod tests {
     }
 
     #[test]
-    fn split_is_stratified_seeded_and_disjoint() {
+    fn split_is_by_patient_stratified_seeded_and_disjoint() {
         let all = samples(100, 300);
-        let (train, val) = stratified_split(&all, 0.15, 42);
+        let (train, val) = split_by_patient(&all, 0.15, 42);
         assert_eq!(val.iter().filter(|s| !s.pneumonia).count(), 15);
         assert_eq!(val.iter().filter(|s| s.pneumonia).count(), 45);
         assert_eq!(train.len() + val.len(), 400);
         assert!(val.iter().all(|v| !train.contains(v)));
-        let (_, val2) = stratified_split(&all, 0.15, 42);
+        let (_, val2) = split_by_patient(&all, 0.15, 42);
         assert_eq!(val, val2);
-        let (_, val3) = stratified_split(&all, 0.15, 43);
+        let (_, val3) = split_by_patient(&all, 0.15, 43);
         assert_ne!(val, val3);
+    }
+
+    /// The real file names: no patient on both sides of the split, nor in two folds.
+    #[test]
+    fn no_patient_on_both_sides_of_the_real_split() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/chest_xray");
+        let Ok(layout) = layout(&root) else {
+            eprintln!("skipped: {} not found", root.display());
+            return;
+        };
+        let all = list(&layout.train).unwrap();
+        let (train, val) = split_by_patient(&all, 0.15, 42);
+        let train_patients: std::collections::HashSet<String> = train.iter().map(patient).collect();
+        assert!(val.iter().all(|s| !train_patients.contains(&patient(s))));
+        let share = val.len() as f64 / all.len() as f64;
+        assert!((0.13..0.17).contains(&share), "{share}");
+        let fold = folds(&all, 5, 42);
+        let mut fold_of = std::collections::HashMap::new();
+        for (s, f) in all.iter().zip(&fold) {
+            assert_eq!(*fold_of.entry(patient(s)).or_insert(*f), *f);
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! The native command-line tool `xray`: `predict`, `eval` and `train`.
+//! The native command-line tool `xray`: `predict`, `eval`, `train`, `cv`, `split`, `subset`,
+//! `ood-fit`, `ood-eval` and `bench`.
 
+pub mod cv;
 pub mod dataset;
 pub mod ood;
+pub mod report;
 pub mod subset;
 pub mod train;
 
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::ml::{card::ModelCard, classifier::Classifier, metrics, weights::WeightsError};
+use crate::ml::{card::ModelCard, classifier::Classifier, weights::WeightsError};
 
 /// Everything that ends a command with an error message and a non-zero status.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +163,8 @@ pub enum PredictLine {
         label: &'static str,
         /// Calibrated probability.
         p_pneumonia: f32,
+        /// Whether P(pneumonia) is in the card's "uncertain, needs a reader" band.
+        uncertain: bool,
         /// Whether it does not look like a chest X-ray.
         ood: bool,
         /// Why, when `ood`.
@@ -194,6 +199,7 @@ pub fn predict(classifier: &Classifier, files: &[PathBuf]) -> Vec<PredictLine> {
                     file,
                     label: a.prediction.label,
                     p_pneumonia: a.prediction.p_pneumonia,
+                    uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
                     ood: a.ood.is_some(),
                     ood_reason: a.ood,
                     format: a.format,
@@ -205,27 +211,31 @@ pub fn predict(classifier: &Classifier, files: &[PathBuf]) -> Vec<PredictLine> {
         .collect()
 }
 
-/// Evaluates the classifier on `DIR/{NORMAL,PNEUMONIA}` at the card's threshold.
+/// Evaluates the classifier on `DIR/{NORMAL,PNEUMONIA}` at the card's threshold, with 95 %
+/// bootstrap intervals by patient and, when `stress`, the stress test. Returns the evaluation
+/// and the files skipped.
 pub fn evaluate(
     classifier: &Classifier,
     dir: &Path,
-) -> Result<(metrics::Metrics, Vec<String>), CliError> {
+    stress: bool,
+    seed: u64,
+) -> Result<(report::Evaluation, Vec<String>), CliError> {
     let samples = dataset::list(dir)?;
     let size = classifier.card.model.input_size;
     let set = dataset::load(&samples, size, true)?;
-    let margins = train::margins(
-        &classifier.model,
-        &set.images,
-        classifier.card.normalization,
+    let scorer = report::Scorer {
+        model: &classifier.model,
+        norm: classifier.card.normalization,
         size,
-        &classifier.device,
-    )?;
-    let probs: Vec<f32> = margins
-        .iter()
-        .map(|&m| metrics::sigmoid(m / classifier.card.temperature))
-        .collect();
-    Ok((
-        metrics::evaluate(&probs, &set.labels, classifier.card.threshold),
-        set.skipped,
-    ))
+        temperature: classifier.card.temperature,
+        threshold: classifier.card.threshold,
+        device: &classifier.device,
+    };
+    let kept: Vec<dataset::Sample> = set.indices.iter().map(|&i| samples[i].clone()).collect();
+    let probs = scorer.probs(&set.images)?;
+    let mut evaluation = scorer.evaluation(&probs, &set.labels, &report::patients(&kept), seed);
+    if stress {
+        evaluation.stress = Some(scorer.stress(&kept)?);
+    }
+    Ok((evaluation, set.skipped))
 }

@@ -116,7 +116,7 @@ pub fn fit(args: &OodFitArgs) -> Result<OodModel, CliError> {
     let mut classifier = load_classifier(&args.model, Device::flex())?;
     let layout = dataset::layout(&args.data)?;
     let samples = dataset::list(&layout.train)?;
-    let (train, val) = dataset::stratified_split(&samples, args.val_fraction, args.seed);
+    let (train, val) = dataset::split_by_patient(&samples, args.val_fraction, args.seed);
     let paths = |s: &[dataset::Sample]| s.iter().map(|s| s.path.clone()).collect::<Vec<_>>();
     eprintln!("measuring {} training images", train.len());
     let t = measure(&classifier, &paths(&train))?;

@@ -1,8 +1,9 @@
 //! `xray subset`: writes the bundle of real X-rays the page fine-tunes on.
 //!
-//! Fine-tuning images come from the training part of `xray train`'s split, validation images
-//! from its held-out part (minus any file already shown in the page's gallery), so the shipped
-//! model's "before" figures on the bundle are honest held-out figures.
+//! Fine-tuning images come from the training patients of `xray train`'s patient-level split,
+//! validation images from its held-out patients (minus any file already shown in the page's
+//! gallery), so the shipped model's "before" figures on the bundle are honest held-out figures.
+//! `xray gallery` writes the page's gallery from held-out patients, one image each.
 
 use std::path::{Path, PathBuf};
 
@@ -92,7 +93,7 @@ fn pick(
 pub fn run(args: &SubsetArgs) -> Result<SubsetManifest, CliError> {
     let layout = dataset::layout(&args.data)?;
     let samples = dataset::list(&layout.train)?;
-    let (train, val) = dataset::stratified_split(&samples, args.val_fraction, args.seed);
+    let (train, val) = dataset::split_by_patient(&samples, args.val_fraction, args.seed);
     let excluded: Vec<String> = match &args.exclude {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -163,7 +164,7 @@ pub fn run(args: &SubsetArgs) -> Result<SubsetManifest, CliError> {
     }
     let manifest = SubsetManifest {
         about: format!(
-            "{} fine-tuning images from the training part and {} validation images from the held-out part of `xray train`'s split (val fraction {}, seed {}), {} per class each, gallery images excluded; grayscale JPEG (quality {}) at {}×{} px. Written by `xray subset`.",
+            "{} fine-tuning images from the training patients and {} validation images from the held-out patients of `xray train`'s patient-level split (val fraction {}, seed {}), {} per class each, gallery images excluded; grayscale JPEG (quality {}) at {}×{} px. Written by `xray subset`.",
             images.iter().filter(|i| i.part == Part::Train).count(),
             images.iter().filter(|i| i.part == Part::Val).count(),
             args.val_fraction,
@@ -187,4 +188,73 @@ pub fn run(args: &SubsetArgs) -> Result<SubsetManifest, CliError> {
         .map_err(|e| CliError::Io(format!("subset.json: {e}")))?;
     std::fs::write(&json_path, json).map_err(io(&json_path))?;
     Ok(manifest)
+}
+
+/// What `xray gallery` was asked for.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GalleryArgs {
+    /// Data folder, as for train.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder (the images and manifest.json).
+    #[arg(long, default_value = "public/samples")]
+    pub out: PathBuf,
+    /// Images per class, each from a different held-out patient.
+    #[arg(long, default_value_t = 12)]
+    pub per_class: usize,
+    /// Held-out fraction of `xray train`'s split.
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    /// Seed of `xray train`'s split (and of the choice of images).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// One entry of the gallery's `manifest.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GalleryItem {
+    /// File name in the gallery folder.
+    pub file: String,
+    /// True label.
+    pub label: String,
+    /// Where it came from, relative to the folder above the data root.
+    pub source: String,
+}
+
+/// Copies `per_class` held-out X-rays of each class, one per patient, into the gallery folder
+/// and writes its manifest; returns the manifest.
+pub fn gallery(args: &GalleryArgs) -> Result<Vec<GalleryItem>, CliError> {
+    let layout = dataset::layout(&args.data)?;
+    let samples = dataset::list(&layout.train)?;
+    let (_, val) = dataset::split_by_patient(&samples, args.val_fraction, args.seed);
+    std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
+    let mut items = Vec::new();
+    for class in [false, true] {
+        let mut of_class: Vec<&dataset::Sample> =
+            val.iter().filter(|s| s.pneumonia == class).collect();
+        Rng::new(args.seed ^ 0x006A_11E4 ^ u64::from(class)).shuffle(&mut of_class);
+        let mut patients = std::collections::HashSet::new();
+        let label = CLASSES[usize::from(class)];
+        for s in of_class {
+            if patients.len() == args.per_class {
+                break;
+            }
+            if !patients.insert(dataset::patient(s)) {
+                continue;
+            }
+            let file = format!("{}-{:02}.jpeg", label.to_ascii_lowercase(), patients.len());
+            let dest = args.out.join(&file);
+            std::fs::copy(&s.path, &dest).map_err(io(&dest))?;
+            items.push(GalleryItem {
+                file,
+                label: label.to_string(),
+                source: source_of(&s.path, &args.data),
+            });
+        }
+    }
+    let path = args.out.join("manifest.json");
+    let json = serde_json::to_string_pretty(&items)
+        .map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+    std::fs::write(&path, json + "\n").map_err(io(&path))?;
+    Ok(items)
 }

@@ -11,12 +11,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{CliError, dataset, device_named, git_commit, hardware, peak_rss_mb};
+use super::{CliError, dataset, device_named, git_commit, hardware, peak_rss_mb, report};
 use crate::ml::{
+    band,
     card::{CLASSES, DataCounts, EpochLog, ModelCard, TrainingInfo},
     metrics,
     model::{Depth, ResNet, ResNetConfig},
-    preprocess::{self, Normalization},
+    preprocess::{self, Intensity, Normalization},
     train::{self, Augment, Rng},
     weights::{self, Precision},
 };
@@ -78,6 +79,69 @@ pub struct TrainArgs {
     /// Turn augmentation off.
     #[arg(long)]
     pub no_augment: bool,
+    /// Augmentation strength: default (the page's) or strong (wider intensity changes, blur,
+    /// random resized crops).
+    #[arg(long, value_enum, default_value_t = AugmentLevel::Default)]
+    pub augment: AugmentLevel,
+    /// Per-image intensity mapping before standardisation, stored in the card: linear,
+    /// per-image or equalize.
+    #[arg(long, value_enum, default_value_t = IntensityArg::Linear)]
+    pub intensity: IntensityArg,
+    /// Label smoothing of the training loss (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f32,
+}
+
+/// `--augment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum AugmentLevel {
+    /// [`Augment::default`].
+    Default,
+    /// [`Augment::strong`].
+    Strong,
+}
+
+/// `--intensity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IntensityArg {
+    /// [`Intensity::Linear`].
+    Linear,
+    /// [`Intensity::PerImage`].
+    PerImage,
+    /// [`Intensity::Equalize`].
+    Equalize,
+}
+
+impl From<IntensityArg> for Intensity {
+    fn from(a: IntensityArg) -> Self {
+        match a {
+            IntensityArg::Linear => Intensity::Linear,
+            IntensityArg::PerImage => Intensity::PerImage,
+            IntensityArg::Equalize => Intensity::Equalize,
+        }
+    }
+}
+
+/// The error rate allowed outside the "uncertain" band.
+pub const MAX_ERROR_OUTSIDE_BAND: f64 = 0.02;
+
+/// The card's statement of scope.
+pub const SCOPE: &str = "Trained and validated on one hospital's paediatric chest X-rays (Guangzhou Women and Children's Medical Center; children aged one to five; frontal views). The validation figures hold out whole patients of the same source, so they do not cover other hospitals, scanners, adults or lateral views, and they were also used to choose the threshold, the temperature and the band: expect lower accuracy elsewhere. The stress figures re-score the same images under exposure, contrast, blur, compression and framing changes as a stand-in for a new site; they are a guide, not a guarantee.";
+
+/// One validation prediction, kept with the run (`val_predictions.json`) for pooling across
+/// folds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The file.
+    pub file: String,
+    /// Its patient.
+    pub patient: String,
+    /// True label.
+    pub pneumonia: bool,
+    /// Calibrated P(pneumonia).
+    pub p_pneumonia: f32,
+    /// Logit(PNEUMONIA) − logit(NORMAL), before calibration.
+    pub margin: f32,
 }
 
 /// What a checkpoint remembers besides the weights and optimizer.
@@ -125,11 +189,13 @@ fn write_history(out: &Path, history: &[EpochLog]) -> Result<(), CliError> {
     write_json(&out.join("history.json"), &history)
 }
 
-/// Mean and standard deviation of all training pixels.
-fn fit_normalization(images: &[Vec<f32>]) -> Normalization {
+/// Mean and standard deviation of all training pixels after the per-image mapping.
+fn fit_normalization(images: &[Vec<f32>], intensity: Intensity) -> Normalization {
     let (sum, sum_sq, n) = images
         .par_iter()
         .map(|img| {
+            let mut img = img.clone();
+            preprocess::map_intensity(&mut img, intensity);
             let s: f64 = img.iter().map(|&v| f64::from(v)).sum();
             let s2: f64 = img.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
             (s, s2, img.len())
@@ -140,6 +206,7 @@ fn fit_normalization(images: &[Vec<f32>]) -> Normalization {
     Normalization {
         mean: mean as f32,
         std: var.sqrt() as f32,
+        intensity,
     }
 }
 
@@ -189,6 +256,41 @@ fn probs(margins: &[f32], temperature: f32) -> Vec<f32> {
 
 /// Runs `xray train`.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
+    let layout = dataset::layout(&args.data)?;
+    let mut samples = dataset::list(&layout.train)?;
+    if let Some(n) = args.limit {
+        samples = dataset::limit_per_class(samples, n);
+    }
+    let (train_samples, val_samples) =
+        dataset::split_by_patient(&samples, args.val_fraction, args.seed);
+    eprintln!(
+        "data: {} training and {} validation images from {} (whole patients, {} of each class held out)",
+        train_samples.len(),
+        val_samples.len(),
+        layout.train.display(),
+        args.val_fraction
+    );
+    let kaggle_val = layout.kaggle_val.filter(|_| args.limit.is_none());
+    train_on(
+        args,
+        &args.out,
+        &train_samples,
+        &val_samples,
+        kaggle_val.as_deref(),
+    )
+    .map(|_| ())
+}
+
+/// Trains on `train_samples`, chooses the epoch, calibration and band on `val_samples`, and
+/// writes checkpoints, the weights, the card and the validation predictions to `out`; returns
+/// the card. Resumes from `out` with `--resume` (a finished run only re-does the final steps).
+pub fn train_on(
+    args: &TrainArgs,
+    out: &Path,
+    train_samples: &[dataset::Sample],
+    val_samples: &[dataset::Sample],
+    kaggle_val: Option<&Path>,
+) -> Result<ModelCard, CliError> {
     let depth = Depth::parse(&args.arch).ok_or_else(|| {
         CliError::Usage(format!(
             "unknown --arch {}; use resnet18, resnet34 or resnet50",
@@ -205,28 +307,12 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     // Recorded before training starts: the code that runs is the code of this commit.
     let commit = git_commit();
     let config = ResNetConfig::new(depth, args.width, args.size);
-    let out = &args.out;
     let ckpt = out.join("checkpoint");
     std::fs::create_dir_all(&ckpt).map_err(io(&ckpt))?;
 
-    // Data.
-    let layout = dataset::layout(&args.data)?;
-    let mut samples = dataset::list(&layout.train)?;
-    if let Some(n) = args.limit {
-        samples = dataset::limit_per_class(samples, n);
-    }
-    let (train_samples, val_samples) =
-        dataset::stratified_split(&samples, args.val_fraction, args.seed);
-    eprintln!(
-        "data: {} training and {} validation images from {} ({} held out per class)",
-        train_samples.len(),
-        val_samples.len(),
-        layout.train.display(),
-        args.val_fraction
-    );
     let t_load = Instant::now();
-    let train_set = dataset::load(&train_samples, args.size, args.skip_bad)?;
-    let val_set = dataset::load(&val_samples, args.size, args.skip_bad)?;
+    let train_set = dataset::load(train_samples, args.size, args.skip_bad)?;
+    let val_set = dataset::load(val_samples, args.size, args.skip_bad)?;
     for s in train_set.skipped.iter().chain(&val_set.skipped) {
         eprintln!("skipped {s}");
     }
@@ -276,7 +362,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         );
         (model, state)
     } else {
-        let normalization = fit_normalization(&train_set.images);
+        let normalization = fit_normalization(&train_set.images, args.intensity.into());
         (
             config.init(&ad),
             State {
@@ -295,7 +381,17 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let steps_per_epoch = train_set.images.len().div_ceil(args.batch);
     let total_steps = steps_per_epoch * args.epochs;
     let warmup = steps_per_epoch.min(total_steps / 10 + 1);
-    let augment = Augment::default();
+    let augment = match args.augment {
+        AugmentLevel::Default => Augment::default(),
+        AugmentLevel::Strong => Augment::strong(),
+    };
+    if state.normalization.intensity != Intensity::from(args.intensity) {
+        return Err(CliError::Usage(format!(
+            "the checkpoint in {} was trained with --intensity {:?}",
+            ckpt.display(),
+            state.normalization.intensity
+        )));
+    }
     eprintln!(
         "model: {} ({} parameters), {} steps per epoch, class weights {:.2}/{:.2}, device {}",
         config.name(),
@@ -359,7 +455,15 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
             let y =
                 Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &ad);
             lr = train::lr_at(state.step, total_steps, warmup, args.lr);
-            let step = train::train_step(model, &mut optim, x, y, class_weights, lr);
+            let step = train::train_step(
+                model,
+                &mut optim,
+                x,
+                y,
+                class_weights,
+                args.label_smoothing,
+                lr,
+            );
             model = step.model;
             let loss: f32 = step.loss.into_scalar();
             let logits = weights::f32_values(step.logits.into_data())?;
@@ -432,8 +536,44 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     let best_bytes = std::fs::read(&best_path).map_err(io(&best_path))?;
     let best = weights::from_bytes(best_bytes, &config, &device)?.valid();
     let val_margins = margins(&best, &val_set.images, norm, args.size, &device)?;
-    let temperature = metrics::fit_temperature(&val_margins, &val_set.labels);
-    let threshold = metrics::fit_threshold(&probs(&val_margins, temperature), &val_set.labels);
+    // Temperature, threshold and band are fitted on validation as it is and under every stress
+    // condition together: a choice that suits only the clean images of one site is what fails
+    // first elsewhere.
+    let val_files: Vec<&dataset::Sample> =
+        val_set.indices.iter().map(|&i| &val_samples[i]).collect();
+    let kept: Vec<dataset::Sample> = val_files.iter().map(|s| (*s).clone()).collect();
+    eprintln!(
+        "calibrating on {} validation images, clean and under {} stress conditions",
+        kept.len(),
+        crate::ml::stress::CONDITIONS.len()
+    );
+    let raw = report::Scorer {
+        model: &best,
+        norm,
+        size: args.size,
+        temperature: 1.0,
+        threshold: 0.5,
+        device: &device,
+    };
+    let (stress_labels, stress_margins) = raw.stress_margins(&kept)?;
+    let mut pooled_margins = val_margins.clone();
+    let mut pooled_labels = val_set.labels.clone();
+    for (_, m) in &stress_margins {
+        pooled_margins.extend_from_slice(m);
+        pooled_labels.extend_from_slice(&stress_labels);
+    }
+    let temperature = metrics::fit_temperature(&pooled_margins, &pooled_labels);
+    let pooled_probs = probs(&pooled_margins, temperature);
+    let threshold = metrics::fit_threshold(&pooled_probs, &pooled_labels);
+    let clean_probs = probs(&val_margins, temperature);
+    let uncertain = band::fit_all(
+        &[
+            (&clean_probs, &val_set.labels),
+            (&pooled_probs, &pooled_labels),
+        ],
+        threshold,
+        MAX_ERROR_OUTSIDE_BAND,
+    );
     let f32_metrics = metrics::evaluate(
         &probs(&val_margins, temperature),
         &val_set.labels,
@@ -463,9 +603,43 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         "validation f32 vs stored {dtype}: accuracy {:.4} / {:.4}, AUC {:.5} / {:.5}",
         f32_metrics.accuracy, val_metrics.accuracy, f32_metrics.auc, val_metrics.auc
     );
+    let (shipped, shipped_margins) = if dtype == "f16" {
+        (&f16_model, &f16_margins)
+    } else {
+        (&best, &val_margins)
+    };
+    let shipped_probs = probs(shipped_margins, temperature);
+    let uncertain = uncertain.measured_on(&shipped_probs, &val_set.labels, threshold);
+    let val_patients: Vec<String> = val_files.iter().map(|s| dataset::patient(s)).collect();
+    let scorer = report::Scorer {
+        model: shipped,
+        norm,
+        size: args.size,
+        temperature,
+        threshold,
+        device: &device,
+    };
+    let mut evaluation =
+        scorer.evaluation(&shipped_probs, &val_set.labels, &val_patients, args.seed);
+    eprintln!("stress test on {} validation images", val_files.len());
+    evaluation.stress = Some(scorer.stress(&kept)?);
+    let predictions: Vec<Prediction> = val_files
+        .iter()
+        .zip(&val_patients)
+        .zip(shipped_probs.iter().zip(&shipped_margins[..]))
+        .map(|((s, patient), (&p, &margin))| Prediction {
+            file: s.path.display().to_string(),
+            patient: patient.clone(),
+            pneumonia: s.pneumonia,
+            p_pneumonia: p,
+            margin,
+        })
+        .collect();
+    write_json(&out.join("val_predictions.json"), &predictions)?;
+    write_json(&out.join("evaluation.json"), &evaluation)?;
 
-    let kaggle_val = match &layout.kaggle_val {
-        Some(dir) if args.limit.is_none() => {
+    let kaggle_val = match kaggle_val {
+        Some(dir) => {
             let set = dataset::load(&dataset::list(dir)?, args.size, true)?;
             let m = margins(&best, &set.images, norm, args.size, &device)?;
             Some(metrics::evaluate(
@@ -492,7 +666,7 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         validation: Some(val_metrics.clone()),
         kaggle_val,
         training: TrainingInfo {
-            dataset: "Kermany et al. 2018, chest-xray-pneumonia (CC BY 4.0), train split; a seeded stratified part held out for validation".into(),
+            dataset: "Kermany et al. 2018, chest-xray-pneumonia (CC BY 4.0), train split; whole patients held out for validation (seeded, stratified by class at the patient level)".into(),
             data: counts,
             val_fraction: args.val_fraction,
             epochs: state.epoch,
@@ -510,18 +684,21 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         },
         history: state.history.clone(),
         ood: None,
+        validation_ci: Some(evaluation.ci),
+        stress: evaluation.stress.clone(),
+        uncertain: Some(uncertain),
+        scope: SCOPE.into(),
     };
     write_json(&out.join("card.json"), &card)?;
+    for line in report::lines(&evaluation) {
+        println!("{line}");
+    }
     println!(
-        "validation ({} images): accuracy {:.4}, AUC {:.4}, sensitivity {:.4}, specificity {:.4}, ECE {:.4}, threshold {:.3}, temperature {:.3}",
-        val_metrics.n,
-        val_metrics.accuracy,
-        val_metrics.auc,
-        val_metrics.sensitivity,
-        val_metrics.specificity,
-        val_metrics.ece,
-        threshold,
-        temperature
+        "temperature {temperature:.3}; uncertain band {:.3}..{:.3} holds {:.1} % of validation, {:.2} % wrong outside it",
+        uncertain.low,
+        uncertain.high,
+        100.0 * uncertain.coverage,
+        100.0 * uncertain.error_outside
     );
     println!(
         "wrote {} ({} bytes, {dtype}) and {}",
@@ -529,5 +706,5 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
         weights_bytes.len(),
         out.join("card.json").display()
     );
-    Ok(())
+    Ok(card)
 }

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{metrics::Metrics, model::ResNetConfig, preprocess::Normalization};
+use super::{
+    band::UncertainBand, intervals::Intervals, metrics::Metrics, model::ResNetConfig,
+    preprocess::Normalization, stress::StressReport,
+};
 
 /// Class names in logit order.
 pub const CLASSES: [&str; 2] = ["NORMAL", "PNEUMONIA"];
@@ -108,12 +111,30 @@ pub struct ModelCard {
     /// The fitted "does not look like a chest X-ray" criteria (`xray ood-fit`).
     #[serde(default)]
     pub ood: Option<super::ood::OodModel>,
+    /// 95 % bootstrap intervals of `validation`, resampling patients.
+    #[serde(default)]
+    pub validation_ci: Option<Intervals>,
+    /// Validation re-scored under acquisition changes (the stand-in for a new hospital).
+    #[serde(default)]
+    pub stress: Option<StressReport>,
+    /// The "uncertain, needs a reader" band around the threshold.
+    #[serde(default)]
+    pub uncertain: Option<UncertainBand>,
+    /// What the figures do and do not cover, in plain words.
+    #[serde(default)]
+    pub scope: String,
 }
 
 impl ModelCard {
     /// Calibrated P(pneumonia) from the two logits.
     pub fn p_pneumonia(&self, logits: [f32; 2]) -> f32 {
         super::metrics::sigmoid((logits[1] - logits[0]) / self.temperature)
+    }
+
+    /// Whether P(pneumonia) falls in the card's "uncertain, needs a reader" band (never, for a
+    /// card without one).
+    pub fn uncertain(&self, p_pneumonia: f32) -> bool {
+        self.uncertain.is_some_and(|b| b.contains(p_pneumonia))
     }
 
     /// The label at this card's threshold.

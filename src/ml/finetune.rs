@@ -283,13 +283,22 @@ impl Session {
             let x = preprocess::batch_tensor(&images, self.size, &self.device);
             let features = model.valid().features(x).autodiff();
             let logits = model.head(features);
-            let loss = train::weighted_cross_entropy(logits.clone(), targets, self.class_weights);
+            let loss =
+                train::weighted_cross_entropy(logits.clone(), targets, self.class_weights, 0.0);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let model = self.optim.step(lr, model, grads);
             (model, loss.detach(), logits.detach())
         } else {
             let x = preprocess::batch_tensor(&images, self.size, ad);
-            let out = train::train_step(model, &mut self.optim, x, targets, self.class_weights, lr);
+            let out = train::train_step(
+                model,
+                &mut self.optim,
+                x,
+                targets,
+                self.class_weights,
+                0.0,
+                lr,
+            );
             (out.model, out.loss, out.logits)
         };
         self.model = model;

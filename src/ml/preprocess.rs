@@ -5,7 +5,9 @@
 //! 16-bit luminance so 16-bit X-rays keep their depth until normalisation; the image is resized
 //! to the model's square input with one fixed filter (triangle, antialiased) regardless of its
 //! aspect ratio, so neither size nor shape can become a feature; finally intensities in [0, 1]
-//! are standardised with the mean and standard deviation saved with the weights.
+//! are mapped per image as the model card says (as they are, per-image standardised or
+//! histogram-equalised) and standardised with the mean and standard deviation saved with the
+//! weights.
 
 use std::io::Cursor;
 
@@ -88,13 +90,31 @@ fn too_large(width: u32, height: u32, max_mp: u64, max_side: u32) -> String {
     }
 }
 
+/// How the [0, 1] intensities of the resized image are mapped before standardisation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intensity {
+    /// As decoded.
+    #[default]
+    Linear,
+    /// Each image standardised by its own mean and standard deviation, which removes global
+    /// exposure and contrast (the card's mean and std then apply to the result).
+    PerImage,
+    /// Histogram equalisation: each pixel replaced by its mid-rank in its own image, in [0, 1].
+    /// Invariant to every increasing change of intensity (exposure, contrast, gamma).
+    Equalize,
+}
+
 /// Intensity standardisation, fitted on the training images and saved with the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
-    /// Mean of the [0, 1] intensities.
+    /// Mean of the (mapped) intensities.
     pub mean: f32,
-    /// Standard deviation of the [0, 1] intensities.
+    /// Standard deviation of the (mapped) intensities.
     pub std: f32,
+    /// The per-image mapping applied first (cards without one: linear).
+    #[serde(default)]
+    pub intensity: Intensity,
 }
 
 impl Default for Normalization {
@@ -102,8 +122,58 @@ impl Default for Normalization {
         Self {
             mean: 0.5,
             std: 0.25,
+            intensity: Intensity::Linear,
         }
     }
+}
+
+/// Applies the per-image intensity mapping in place.
+pub fn map_intensity(pixels: &mut [f32], intensity: Intensity) {
+    match intensity {
+        Intensity::Linear => {}
+        Intensity::PerImage => {
+            let n = pixels.len().max(1) as f64;
+            let mean = pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / n;
+            let var = pixels
+                .iter()
+                .map(|&p| (f64::from(p) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let inv = 1.0 / var.sqrt().max(1e-3);
+            for p in pixels {
+                *p = ((f64::from(*p) - mean) * inv) as f32;
+            }
+        }
+        Intensity::Equalize => equalize(pixels),
+    }
+}
+
+/// Replaces each value by its mid-rank among all values, scaled to [0, 1]: ties share the mean
+/// of their ranks, so a flat image becomes 0.5 everywhere.
+fn equalize(pixels: &mut [f32]) {
+    let n = pixels.len();
+    if n < 2 {
+        pixels.iter_mut().for_each(|p| *p = 0.5);
+        return;
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_unstable_by(|&a, &b| pixels[a as usize].total_cmp(&pixels[b as usize]));
+    let scale = 1.0 / (n - 1) as f64;
+    let mut ranks = vec![0.0f32; n];
+    let mut i = 0;
+    while i < n {
+        let v = pixels[order[i] as usize];
+        let mut j = i;
+        while j + 1 < n && pixels[order[j + 1] as usize] == v {
+            j += 1;
+        }
+        let r = ((i + j) as f64 / 2.0 * scale) as f32;
+        for &k in &order[i..=j] {
+            ranks[k as usize] = r;
+        }
+        i = j + 1;
+    }
+    pixels.copy_from_slice(&ranks);
 }
 
 fn format_name(format: ImageFormat) -> &'static str {
@@ -299,8 +369,9 @@ pub fn to_square_unit(gray: &Gray16, size: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Standardises [0, 1] intensities in place.
+/// Maps [0, 1] intensities ([`Intensity`]) and standardises them, in place.
 pub fn normalize(pixels: &mut [f32], norm: Normalization) {
+    map_intensity(pixels, norm.intensity);
     let inv = 1.0 / norm.std;
     for p in pixels {
         *p = (*p - norm.mean) * inv;

@@ -50,6 +50,10 @@ pub struct ResultRow {
     pub p_pneumonia: f32,
     /// Decision threshold used.
     pub threshold: f32,
+    /// The model's "uncertain, needs a reader" band, `(low, high)`, when its card has one.
+    pub band: Option<(f32, f32)>,
+    /// Whether P(pneumonia) falls in that band.
+    pub uncertain: bool,
     /// Inference time in milliseconds.
     pub ms: f64,
     /// `webgpu` or `cpu`.
@@ -216,6 +220,8 @@ impl AppState {
                         label: a.prediction.label,
                         p_pneumonia: a.prediction.p_pneumonia,
                         threshold: classifier.card.threshold,
+                        band: classifier.card.uncertain.map(|b| (b.low, b.high)),
+                        uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
                         ms,
                         backend: backend.id(),
                         truth: input.truth,

@@ -2,6 +2,8 @@
 
 use leptos::prelude::*;
 
+use crate::ml::intervals::Intervals;
+
 use super::{
     AppState, ModelState,
     chart::{LineChart, Series},
@@ -76,14 +78,53 @@ pub fn ModelCardPanel() -> impl IntoView {
         state.card.get().map(|card| {
             let t = &card.training;
             let metrics = card.validation.clone().map(|m| {
+                let interval = |r: [f64; 2]| format!(" [{}, {}]", pct(r[0]), pct(r[1]));
+                let ci = card.validation_ci;
+                let ci_of = |f: fn(&Intervals) -> [f64; 2]| ci.as_ref().map(f).map(interval).unwrap_or_default();
+                let patients = ci.map(|c| format!(" from {} patients", c.patients)).unwrap_or_default();
                 view! {
-                    <p>
+                    <p data-testid="card-validation">
                         {format!(
-                            "Validation ({} held-out images): accuracy {}, AUC {:.3}, sensitivity {}, specificity {}, ECE {:.3}.",
-                            m.n, pct(m.accuracy), m.auc, pct(m.sensitivity), pct(m.specificity), m.ece
+                            "Validation on {} held-out images{patients} (whole patients held out): accuracy {}{}, AUC {:.3}{}, sensitivity {}{}, specificity {}{}, ECE {:.3}.",
+                            m.n,
+                            pct(m.accuracy), ci_of(|c| c.accuracy),
+                            m.auc, ci.map(|c| format!(" [{:.3}, {:.3}]", c.auc[0], c.auc[1])).unwrap_or_default(),
+                            pct(m.sensitivity), ci_of(|c| c.sensitivity),
+                            pct(m.specificity), ci_of(|c| c.specificity),
+                            m.ece
+                        )}
+                        {ci.map(|c| format!(" Brackets: {:.0} % bootstrap intervals ({} resamples of patients).", c.level * 100.0, c.resamples))}
+                    </p>
+                }
+            });
+            let stress = card.stress.clone().map(|s| {
+                let worst = s
+                    .conditions
+                    .iter()
+                    .min_by(|a, b| a.metrics.accuracy.total_cmp(&b.metrics.accuracy))
+                    .map(|c| format!(" The hardest was {} (accuracy {}).", c.condition, pct(c.metrics.accuracy)))
+                    .unwrap_or_default();
+                view! {
+                    <p data-testid="card-stress">
+                        {format!(
+                            "Under {} acquisition changes (exposure, contrast, gamma, blur, JPEG compression, zoom, shift), the same images average accuracy {}, AUC {:.3}, sensitivity {}, specificity {}, ECE {:.3}.{worst}",
+                            s.conditions.len(), pct(s.mean.accuracy), s.mean.auc, pct(s.mean.sensitivity), pct(s.mean.specificity), s.mean.ece
                         )}
                     </p>
                 }
+            });
+            let band = card.uncertain.map(|b| {
+                view! {
+                    <p data-testid="card-band">
+                        {format!(
+                            "Uncertain band: P(pneumonia) from {:.2} to {:.2} is reported as \"uncertain, needs a reader\". It holds {} of the validation images; outside it {} were wrong (target at most {}).",
+                            b.low, b.high, pct(b.coverage), pct(b.error_outside), pct(b.max_error)
+                        )}
+                    </p>
+                }
+            });
+            let scope = (!card.scope.is_empty()).then(|| {
+                view! { <p class="scope" data-testid="card-scope"><strong>"Scope. "</strong>{card.scope.clone()}</p> }
             });
             let epochs: Vec<f64> = card.history.iter().map(|h| h.epoch as f64).collect();
             let line = |name: &str, color, f: fn(&crate::ml::card::EpochLog) -> f64| Series {
@@ -118,6 +159,9 @@ pub fn ModelCardPanel() -> impl IntoView {
                         )}
                     </p>
                     {metrics}
+                    {stress}
+                    {band}
+                    {scope}
                     <p>
                         {format!(
                             "Trained by this project's `xray train` on {} NORMAL and {} PNEUMONIA images ({} + {} held out), {} epochs (best: {}), {:.0} min on {}, seed {}, code {}.",

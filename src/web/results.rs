@@ -7,15 +7,16 @@ use super::{AppState, ResultRow};
 
 fn csv(rows: &[ResultRow]) -> String {
     let mut out = String::from(
-        "file,label,p_pneumonia,threshold,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia,ood\n",
+        "file,label,p_pneumonia,threshold,uncertain,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia,ood\n",
     );
     for r in rows.iter().rev() {
         let file = r.file.replace('"', "\"\"");
         out.push_str(&format!(
-            "\"{file}\",{},{:.6},{:.4},{},{:.1},{},{},{},{}\n",
+            "\"{file}\",{},{:.6},{:.4},{},{},{:.1},{},{},{},{}\n",
             r.label,
             r.p_pneumonia,
             r.threshold,
+            r.uncertain,
             r.backend,
             r.ms,
             r.truth.clone().unwrap_or_default(),
@@ -72,6 +73,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             data-file=row.file.clone()
             data-label=row.label
             data-p-pneumonia=format!("{:.6}", row.p_pneumonia)
+            data-uncertain=row.uncertain.to_string()
             data-backend=row.backend
             data-ms=format!("{:.2}", row.ms)
             data-ood=row.ood.is_some().to_string()
@@ -90,6 +92,11 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
                 <span class=class>{row.label}</span>
                 " "
                 {truth}
+                {row.uncertain.then(|| view! {
+                    <span class="uncertain" role="note" data-testid="uncertain-note">
+                        "Uncertain: too close to the threshold to call; needs a reader."
+                    </span>
+                })}
                 {row.ood.clone().map(|why| view! {
                     <span class="ood" role="note" data-testid="ood-warning">
                         {format!("⚠ This does not look like a chest X-ray: {why}. The result is meaningless for it.")}
@@ -106,6 +113,13 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
                     aria-label="probability of pneumonia"
                 >
                     <div class="fill" style=format!("width: {pct:.1}%")></div>
+                    {row.band.map(|(lo, hi)| view! {
+                        <div
+                            class="band"
+                            style=format!("left: {:.1}%; width: {:.1}%", lo * 100.0, (hi - lo) * 100.0)
+                            title="uncertain band"
+                        ></div>
+                    })}
                     <div class="threshold" style=format!("left: {:.1}%", row.threshold * 100.0) title="decision threshold"></div>
                 </div>
                 <span>{format!("P(pneumonia) {pct:.1} %")}</span>
@@ -137,7 +151,7 @@ pub fn ResultsTable() -> impl IntoView {
                 fallback=|| view! { <p class="muted">"No X-ray classified yet."</p> }
             >
                 <p class="legend">
-                    "The bar shows P(pneumonia); the dark mark is the decision threshold. "
+                    "The bar shows P(pneumonia); the dark mark is the decision threshold and the hatched span around it the band where the model is uncertain and a reader should decide. "
                     <button
                         data-testid="download-csv"
                         on:click=move |_| {

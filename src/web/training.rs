@@ -18,9 +18,8 @@ use crate::ml::{
     classifier::{Classifier, Prediction},
     finetune::{Example, Mode, Settings},
     metrics::{self, Confusion},
-    preprocess,
+    preprocess, split,
     subset::{Part, SubsetManifest, label_from_path},
-    train::Rng,
     weights,
 };
 
@@ -383,7 +382,7 @@ fn describe(tune: &[Example], val: &[ValImage], what: &str) -> String {
 }
 
 /// Decodes the visitor's files (each with its label, or `None` to take it from the folder
-/// name) and splits them, stratified and seeded, 80 % fine-tuning / 20 % validation.
+/// name) and splits them by patient, stratified and seeded, 80 % fine-tuning / 20 % validation.
 pub async fn load_user_files(
     ts: TrainState,
     files: Vec<(web_sys::File, Option<bool>)>,
@@ -425,27 +424,23 @@ pub async fn load_user_files(
         }
         engine::yield_now().await;
     }
+    // 20 % held out by patient where the file names carry one (split::patient_id), else by file.
+    let named: Vec<(&str, bool)> = items
+        .iter()
+        .map(|(e, name, _)| (name.as_str(), e.pneumonia))
+        .collect();
+    let held = split::holdout(&named, 0.2, 7);
     let mut tune = Vec::new();
     let mut val = Vec::new();
-    for class in [false, true] {
-        let mut of_class: Vec<&(Example, String, String)> =
-            items.iter().filter(|i| i.0.pneumonia == class).collect();
-        Rng::new(7 ^ u64::from(class)).shuffle(&mut of_class);
-        let n_val = if of_class.len() >= 2 {
-            (of_class.len() as f64 * 0.2).round().max(1.0) as usize
+    for ((example, name, thumb), held) in items.iter().zip(held) {
+        if held {
+            val.push(ValImage {
+                example: example.clone(),
+                name: name.clone(),
+                thumb: thumb.clone(),
+            });
         } else {
-            0
-        };
-        for (k, (example, name, thumb)) in of_class.into_iter().enumerate() {
-            if k < n_val {
-                val.push(ValImage {
-                    example: example.clone(),
-                    name: name.clone(),
-                    thumb: thumb.clone(),
-                });
-            } else {
-                tune.push(example.clone());
-            }
+            tune.push(example.clone());
         }
     }
     ts.skipped.set(skipped);
