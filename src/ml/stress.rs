@@ -8,7 +8,11 @@ use image::{ExtendedColorType, ImageBuffer, Luma, codecs::jpeg::JpegEncoder};
 
 use serde::{Deserialize, Serialize};
 
-use super::{metrics::Metrics, preprocess::Gray16, train::gaussian_blur_rect};
+use super::{
+    metrics::Metrics,
+    preprocess::Gray16,
+    train::{bilinear, gaussian_blur_rect},
+};
 
 /// The metrics under one condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,21 +130,11 @@ fn from_unit(w: u32, h: u32, values: &[f32]) -> Gray16 {
 
 /// Resamples with `src(x, y) = map(x, y)` (bilinear, border repeated).
 fn warp(w: usize, h: usize, v: &[f32], map: impl Fn(f32, f32) -> (f32, f32)) -> Vec<f32> {
-    let at = |x: f32, y: f32| {
-        let x = x.clamp(0.0, (w - 1) as f32);
-        let y = y.clamp(0.0, (h - 1) as f32);
-        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-        let top = v[y0 * w + x0] * (1.0 - fx) + v[y0 * w + x1] * fx;
-        let bottom = v[y1 * w + x0] * (1.0 - fx) + v[y1 * w + x1] * fx;
-        top * (1.0 - fy) + bottom * fy
-    };
     let mut out = Vec::with_capacity(w * h);
     for y in 0..h {
         for x in 0..w {
             let (sx, sy) = map(x as f32, y as f32);
-            out.push(at(sx, sy));
+            out.push(bilinear(v, w, h, sx, sy));
         }
     }
     out

@@ -149,21 +149,15 @@ impl Augment {
 
         let (sin, cos) = angle.sin_cos();
         let c = (size as f32 - 1.0) / 2.0;
-        let max = (size - 1) as f32;
         let mut out = Vec::with_capacity(size * size);
         for y in 0..size {
             for x in 0..size {
                 // Inverse map: output pixel -> source coordinates.
                 let dx = x as f32 - c - tx;
                 let dy = y as f32 - c - ty;
-                let sx = ((cos * dx + sin * dy) / scale + c).clamp(0.0, max);
-                let sy = ((-sin * dx + cos * dy) / scale + c).clamp(0.0, max);
-                let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
-                let (x1, y1) = ((x0 + 1).min(size - 1), (y0 + 1).min(size - 1));
-                let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-                let top = img[y0 * size + x0] * (1.0 - fx) + img[y0 * size + x1] * fx;
-                let bottom = img[y1 * size + x0] * (1.0 - fx) + img[y1 * size + x1] * fx;
-                let v = top * (1.0 - fy) + bottom * fy;
+                let sx = (cos * dx + sin * dy) / scale + c;
+                let sy = (-sin * dx + cos * dy) / scale + c;
+                let v = bilinear(img, size, size, sx, sy);
                 let v = v.clamp(0.0, 1.0).powf(gamma);
                 let v = (v - 0.5) * contrast + 0.5 + brightness + noise * rng.normal();
                 out.push(v.clamp(0.0, 1.0));
@@ -176,15 +170,14 @@ impl Augment {
     }
 }
 
-/// Bilinear sample of a `size`×`size` image at (x, y), border clamped.
-fn sample(img: &[f32], size: usize, x: f32, y: f32) -> f32 {
-    let max = (size - 1) as f32;
-    let (x, y) = (x.clamp(0.0, max), y.clamp(0.0, max));
+/// Bilinear sample of a `w`×`h` image at (x, y), border clamped.
+pub fn bilinear(img: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+    let (x, y) = (x.clamp(0.0, (w - 1) as f32), y.clamp(0.0, (h - 1) as f32));
     let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(size - 1), (y0 + 1).min(size - 1));
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let top = img[y0 * size + x0] * (1.0 - fx) + img[y0 * size + x1] * fx;
-    let bottom = img[y1 * size + x0] * (1.0 - fx) + img[y1 * size + x1] * fx;
+    let top = img[y0 * w + x0] * (1.0 - fx) + img[y0 * w + x1] * fx;
+    let bottom = img[y1 * w + x0] * (1.0 - fx) + img[y1 * w + x1] * fx;
     top * (1.0 - fy) + bottom * fy
 }
 
@@ -203,7 +196,7 @@ fn random_crop(img: &[f32], size: usize, rng: &mut Rng) -> Vec<f32> {
         for x in 0..size {
             let sx = x0 + (x as f32 + 0.5) * step_x - 0.5;
             let sy = y0 + (y as f32 + 0.5) * step_y - 0.5;
-            out.push(sample(img, size, sx, sy));
+            out.push(bilinear(img, size, size, sx, sy));
         }
     }
     out
