@@ -168,25 +168,31 @@ fn eval_json_reports_every_metric() {
     assert_eq!(total, 8);
 }
 
-/// Runs a tiny `xray train` (2 epochs, 64 px, width 8, batch 4) with `extra` options.
-fn train_tiny(data: &Path, out_dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
+/// Runs `command` (e.g. `["train"]`) on a tiny model (64 px, width 8, batch 4) for `epochs`,
+/// with `extra` options.
+fn tiny(command: &[&str], data: &Path, out_dir: &Path, epochs: &str, extra: &[&str]) -> Output {
+    let mut args = command.to_vec();
+    args.extend([
         "--data",
         data.to_str().unwrap(),
         "--out",
         out_dir.to_str().unwrap(),
         "--epochs",
-        "2",
+        epochs,
         "--size",
         "64",
         "--width",
         "8",
         "--batch",
         "4",
-    ];
+    ]);
     args.extend_from_slice(extra);
     xray(&args)
+}
+
+/// Runs a tiny `xray train` (2 epochs, 64 px, width 8, batch 4) with `extra` options.
+fn train_tiny(data: &Path, out_dir: &Path, extra: &[&str]) -> Output {
+    tiny(&["train"], data, out_dir, "2", extra)
 }
 
 #[test]
@@ -461,27 +467,7 @@ fn cv_trains_every_fold_by_patient_and_resumes() {
         }
     }
     let out_dir = tmp("cv-out");
-    let cv = |extra: &[&str]| {
-        let mut args = vec![
-            "cv",
-            "--folds",
-            "3",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--size",
-            "64",
-            "--width",
-            "8",
-            "--batch",
-            "4",
-        ];
-        args.extend_from_slice(extra);
-        xray(&args)
-    };
+    let cv = |extra: &[&str]| tiny(&["cv", "--folds", "3"], &data, &out_dir, "1", extra);
     let out = cv(&[]);
     assert_eq!(
         out.status.code(),

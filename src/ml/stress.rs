@@ -4,7 +4,7 @@
 //! Each condition changes the decoded image at its own resolution, before the shared resize:
 //! gamma, contrast, blur, JPEG re-compression, zoom, shift and exposure. All are deterministic.
 
-use image::{ExtendedColorType, ImageBuffer, Luma, codecs::jpeg::JpegEncoder};
+use image::{ExtendedColorType, ImageBuffer, codecs::jpeg::JpegEncoder};
 
 use serde::{Deserialize, Serialize};
 
@@ -196,15 +196,15 @@ pub fn apply(gray: &Gray16, condition: Condition) -> Gray16 {
     from_unit(w, h, &out)
 }
 
-/// The image as `Luma` pixels, for tests.
-pub fn pixel(gray: &Gray16, x: u32, y: u32) -> u16 {
-    let Luma([v]) = *gray.get_pixel(x, y);
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Luma;
+
+    fn pixel(gray: &Gray16, x: u32, y: u32) -> u16 {
+        let Luma([v]) = *gray.get_pixel(x, y);
+        v
+    }
 
     fn ramp() -> Gray16 {
         ImageBuffer::from_fn(120, 90, |x, y| Luma([((x * 500 + y * 30) % 65_535) as u16]))
