@@ -4,6 +4,8 @@
 //!
 //! `trunk build --release && cargo bench --bench browser`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

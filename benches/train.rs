@@ -6,6 +6,8 @@
 //!
 //! `trunk build --release && cargo bench --bench train [-- --mode whole --per-class 16 --epochs 3 --batch 8 --backend both|webgpu|cpu]`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

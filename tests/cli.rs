@@ -1,6 +1,7 @@
 //! The `xray` command line on good and bad files and folders, and on the whole generated
 //! corpus of unusual and hostile inputs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;

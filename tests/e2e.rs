@@ -1,6 +1,7 @@
 //! End to end: the built `dist/` served under a sub-path on 127.0.0.1, driven in headless
 //! Chromium through chromedriver. Run by `.ci/test` after `trunk build --release`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;

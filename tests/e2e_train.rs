@@ -4,6 +4,7 @@
 //! shipped one, and its weights downloaded and loaded back give the same predictions.
 //! Run by `.ci/test` after `trunk build --release`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;

@@ -3,6 +3,8 @@
 //! and exported weights reload to the same predictions. The page runs the same code on
 //! WebGPU and the wasm CPU backend (tests/web.rs, tests/e2e.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::{
     future::Future,
     pin::pin,

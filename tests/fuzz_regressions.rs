@@ -2,6 +2,7 @@
 //! fixed, and variations of them generated here. Each must be refused (or decoded) quickly and
 //! without a large allocation: a counting allocator measures the peak.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;

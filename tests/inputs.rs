@@ -4,6 +4,7 @@
 //! expected reason, and nothing panics. The CLI and the page run the same corpus
 //! (tests/cli.rs, tests/e2e.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;

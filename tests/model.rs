@@ -1,6 +1,8 @@
 //! The model: shapes for each depth, weights round trip (f32 exact, f16 close), a training step
 //! that lowers the loss on real X-rays, and wgpu agreeing with the CPU.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use burn::{optim::AdamWConfig, prelude::*};
 use xray_web::ml::{
     model::{Depth, ResNetConfig},

@@ -1,6 +1,7 @@
 //! Preprocessing: formats sniffed from bytes, EXIF orientation, 16-bit depth, resizing, and
 //! clear errors for what is not a usable image.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;
@@ -8,7 +9,10 @@ mod corpus;
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, Rgba};
-use xray_web::ml::preprocess::{self, InputError, Normalization};
+use xray_web::ml::{
+    input::InputError,
+    preprocess::{self, Normalization},
+};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/public/samples/");
 

@@ -2,6 +2,7 @@
 //! validation images come from held-out patients of `xray train`'s split, its fine-tuning images
 //! from training patients, on the real file names.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::{collections::HashSet, path::Path};

@@ -3,6 +3,7 @@
 //! the training session lowering the loss on a fixed batch on WebGPU and on the CPU, and the
 //! page-to-training-worker messages surviving the trip with their binary parts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(target_arch = "wasm32")]
 
 use burn::prelude::*;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CliError, dataset, train};
 use crate::ml::{
+    input,
     intervals::{self, Intervals},
     metrics::{self, Metrics},
     model::ResNet,
@@ -86,7 +87,7 @@ impl Scorer<'_> {
         &self,
         samples: &[dataset::Sample],
     ) -> Result<(Vec<bool>, StressMargins), CliError> {
-        let decoded: Vec<(preprocess::Gray16, bool)> = samples
+        let decoded: Vec<(input::Gray16, bool)> = samples
             .par_iter()
             .filter_map(|s| {
                 let bytes = std::fs::read(&s.path).ok()?;

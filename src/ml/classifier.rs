@@ -5,9 +5,9 @@ use burn::prelude::*;
 use super::{
     card::ModelCard,
     dicom::DicomInfo,
+    input::InputError,
     model::ResNet,
-    ood,
-    preprocess::{self, InputError},
+    ood, preprocess,
     weights::{self, WeightsError},
 };
 

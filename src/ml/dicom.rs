@@ -15,7 +15,7 @@ use dicom_object::{OpenFileOptions, file::ReadPreamble};
 use dicom_pixeldata::PixelDecoder;
 use serde::{Deserialize, Serialize};
 
-use super::preprocess::{Gray16, InputError, MAX_PIXELS, MAX_SIDE};
+use super::input::{Gray16, InputError, check_size};
 
 /// What a DICOM file says about its image; nothing that identifies a patient.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -109,14 +109,10 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         int(tags::ROWS).unwrap_or(0),
         int(tags::COLUMNS).unwrap_or(0),
     );
-    if u64::from(rows) * u64::from(cols) > MAX_PIXELS || rows.max(cols) > MAX_SIDE {
-        return Err(InputError::TooLarge {
-            width: cols,
-            height: rows,
-            max_mp: MAX_PIXELS / 1_000_000,
-            max_side: MAX_SIDE,
-        });
+    if rows == 0 || cols == 0 {
+        return Err(damaged("no Rows or Columns"));
     }
+    check_size(cols, rows)?;
     let mut info = DicomInfo {
         modality: text(tags::MODALITY),
         body_part: text(tags::BODY_PART_EXAMINED),

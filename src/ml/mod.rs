@@ -7,6 +7,7 @@ pub mod card;
 pub mod classifier;
 pub mod dicom;
 pub mod finetune;
+pub mod input;
 pub mod intervals;
 pub mod metrics;
 pub mod model;

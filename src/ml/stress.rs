@@ -9,8 +9,8 @@ use image::{ExtendedColorType, ImageBuffer, codecs::jpeg::JpegEncoder};
 use serde::{Deserialize, Serialize};
 
 use super::{
+    input::Gray16,
     metrics::Metrics,
-    preprocess::Gray16,
     train::{bilinear, gaussian_blur_rect},
 };
 
