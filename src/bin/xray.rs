@@ -13,7 +13,10 @@ mod native {
     use std::{path::PathBuf, process::ExitCode};
 
     use clap::{Parser, Subcommand};
-    use xray_web::cli::{self, CliError, PredictLine};
+    use xray_web::{
+        cli::{self, CliError, PredictLine},
+        ml::class::Class,
+    };
 
     #[derive(Parser)]
     #[command(
@@ -248,7 +251,7 @@ mod native {
                     for s in samples {
                         println!(
                             "{part}\t{}\t{}\t{}",
-                            if s.pneumonia { "PNEUMONIA" } else { "NORMAL" },
+                            Class::from_pneumonia(s.pneumonia),
                             cli::dataset::patient(s),
                             s.path.display()
                         );

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::ml::{preprocess, split};
+use crate::ml::{class::CLASSES, preprocess, split};
 
 /// Why a data folder cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ pub struct Layout {
 }
 
 fn is_class_dir(dir: &Path) -> bool {
-    dir.join("NORMAL").is_dir() || dir.join("PNEUMONIA").is_dir()
+    CLASSES.iter().any(|c| dir.join(c.name()).is_dir())
 }
 
 /// Recognises the layout of `root`.
@@ -95,8 +95,9 @@ pub fn split_dir(dir: &Path, split: Option<&str>) -> Result<PathBuf, DataError> 
 /// Lists the files of both class folders, sorted by name within each class.
 pub fn list(dir: &Path) -> Result<Vec<Sample>, DataError> {
     let mut out = Vec::new();
-    for (class, pneumonia) in [("NORMAL", false), ("PNEUMONIA", true)] {
-        let class_dir = dir.join(class);
+    for class in CLASSES {
+        let pneumonia = class.is_pneumonia();
+        let class_dir = dir.join(class.name());
         if !class_dir.is_dir() {
             return Err(DataError::MissingClass(class_dir));
         }

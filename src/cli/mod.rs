@@ -160,7 +160,7 @@ pub enum PredictLine {
         /// As given.
         file: String,
         /// NORMAL or PNEUMONIA.
-        label: &'static str,
+        label: crate::ml::class::Class,
         /// Calibrated probability.
         p_pneumonia: f32,
         /// Whether P(pneumonia) is in the card's "uncertain, needs a reader" band.

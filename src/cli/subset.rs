@@ -11,7 +11,7 @@ use image::codecs::jpeg::JpegEncoder;
 
 use super::{CliError, dataset};
 use crate::ml::{
-    card::CLASSES,
+    class::Class,
     preprocess,
     subset::{Part, SubsetImage, SubsetManifest},
     train::Rng,
@@ -143,7 +143,7 @@ pub fn run(args: &SubsetArgs) -> Result<SubsetManifest, CliError> {
                     image::ExtendedColorType::L8,
                 )
                 .map_err(|e| CliError::Io(format!("encoding {}: {e}", s.path.display())))?;
-            let label = CLASSES[usize::from(s.pneumonia)];
+            let label = Class::from_pneumonia(s.pneumonia);
             images.push(SubsetImage {
                 name: format!(
                     "{}-{}-{:03}",
@@ -151,11 +151,11 @@ pub fn run(args: &SubsetArgs) -> Result<SubsetManifest, CliError> {
                         Part::Train => "tune",
                         Part::Val => "val",
                     },
-                    label.to_ascii_lowercase(),
+                    label.name().to_ascii_lowercase(),
                     i + 1
                 ),
                 source: source_of(&s.path, &args.data),
-                label: label.to_string(),
+                label,
                 part,
                 offset,
                 len: data.len() - offset,
@@ -216,7 +216,7 @@ pub struct GalleryItem {
     /// File name in the gallery folder.
     pub file: String,
     /// True label.
-    pub label: String,
+    pub label: Class,
     /// Where it came from, relative to the folder above the data root.
     pub source: String,
 }
@@ -234,7 +234,7 @@ pub fn gallery(args: &GalleryArgs) -> Result<Vec<GalleryItem>, CliError> {
             val.iter().filter(|s| s.pneumonia == class).collect();
         Rng::new(args.seed ^ 0x006A_11E4 ^ u64::from(class)).shuffle(&mut of_class);
         let mut patients = std::collections::HashSet::new();
-        let label = CLASSES[usize::from(class)];
+        let label = Class::from_pneumonia(class);
         for s in of_class {
             if patients.len() == args.per_class {
                 break;
@@ -242,12 +242,16 @@ pub fn gallery(args: &GalleryArgs) -> Result<Vec<GalleryItem>, CliError> {
             if !patients.insert(dataset::patient(s)) {
                 continue;
             }
-            let file = format!("{}-{:02}.jpeg", label.to_ascii_lowercase(), patients.len());
+            let file = format!(
+                "{}-{:02}.jpeg",
+                label.name().to_ascii_lowercase(),
+                patients.len()
+            );
             let dest = args.out.join(&file);
             std::fs::copy(&s.path, &dest).map_err(io(&dest))?;
             items.push(GalleryItem {
                 file,
-                label: label.to_string(),
+                label,
                 source: source_of(&s.path, &args.data),
             });
         }

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::{CliError, dataset, device_named, git_commit, hardware, peak_rss_mb, report};
 use crate::ml::{
     band,
-    card::{CLASSES, DataCounts, EpochLog, ModelCard, TrainingInfo},
+    card::{DataCounts, EpochLog, ModelCard, TrainingInfo},
+    class::CLASSES,
     metrics,
     model::{Depth, ResNet, ResNetConfig},
     preprocess::{self, Intensity, Normalization},
@@ -656,7 +657,7 @@ pub fn train_on(
     let card = ModelCard {
         name: config.name(),
         model: config.clone(),
-        classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+        classes: CLASSES.to_vec(),
         normalization: norm,
         threshold,
         temperature,

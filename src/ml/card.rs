@@ -4,12 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    band::UncertainBand, intervals::Intervals, metrics::Metrics, model::ResNetConfig,
+    band::UncertainBand, class::Class, intervals::Intervals, metrics::Metrics, model::ResNetConfig,
     preprocess::Normalization, stress::StressReport,
 };
-
-/// Class names in logit order.
-pub const CLASSES: [&str; 2] = ["NORMAL", "PNEUMONIA"];
 
 /// One epoch of the training log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +84,7 @@ pub struct ModelCard {
     /// Architecture.
     pub model: ResNetConfig,
     /// Class names in logit order.
-    pub classes: Vec<String>,
+    pub classes: Vec<Class>,
     /// Input standardisation.
     pub normalization: Normalization,
     /// P(pneumonia) threshold fitted on validation.
@@ -138,11 +135,7 @@ impl ModelCard {
     }
 
     /// The label at this card's threshold.
-    pub fn label(&self, p_pneumonia: f32) -> &'static str {
-        if p_pneumonia >= self.threshold {
-            CLASSES[1]
-        } else {
-            CLASSES[0]
-        }
+    pub fn label(&self, p_pneumonia: f32) -> Class {
+        Class::from_pneumonia(p_pneumonia >= self.threshold)
     }
 }

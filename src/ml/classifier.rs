@@ -48,8 +48,8 @@ pub struct Prepared {
 /// One classified image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
-    /// `NORMAL` or `PNEUMONIA`.
-    pub label: &'static str,
+    /// The class at the card's threshold.
+    pub label: super::class::Class,
     /// Calibrated probability of pneumonia.
     pub p_pneumonia: f32,
 }
@@ -116,7 +116,7 @@ impl Classifier {
             .into_iter()
             .next()
             .unwrap_or(Prediction {
-                label: super::card::CLASSES[0],
+                label: super::class::Class::Normal,
                 p_pneumonia: f32::NAN,
             });
         Analysis {

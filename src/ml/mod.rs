@@ -4,6 +4,7 @@
 
 pub mod band;
 pub mod card;
+pub mod class;
 pub mod classifier;
 pub mod dicom;
 pub mod finetune;

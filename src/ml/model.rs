@@ -17,6 +17,8 @@ use burn::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::class::CLASSES;
+
 /// The ResNet depths this crate builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,8 +74,6 @@ pub struct ResNetConfig {
     pub width: usize,
     /// Input channels (1 for grayscale).
     pub in_channels: usize,
-    /// Output classes (2: NORMAL, PNEUMONIA).
-    pub num_classes: usize,
     /// Side of the square input image in pixels.
     pub input_size: usize,
 }
@@ -85,7 +85,6 @@ impl ResNetConfig {
             depth,
             width,
             in_channels: 1,
-            num_classes: 2,
             input_size,
         }
     }
@@ -136,7 +135,7 @@ impl ResNetConfig {
                 .init(),
             stages,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            fc: LinearConfig::new(in_ch, self.num_classes).init(device),
+            fc: LinearConfig::new(in_ch, CLASSES.len()).init(device),
         }
     }
 }
@@ -262,7 +261,7 @@ impl ResNet {
     ///
     /// # Shapes
     /// - input `[batch, in_channels, size, size]`
-    /// - output `[batch, num_classes]`
+    /// - output `[batch, 2]` (NORMAL, PNEUMONIA)
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.fc.forward(self.features(x))
     }
@@ -271,7 +270,7 @@ impl ResNet {
     ///
     /// # Shapes
     /// - input `[batch, features]`
-    /// - output `[batch, num_classes]`
+    /// - output `[batch, 2]` (NORMAL, PNEUMONIA)
     pub fn head(&self, features: Tensor<2>) -> Tensor<2> {
         self.fc.forward(features)
     }

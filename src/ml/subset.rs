@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::card::CLASSES;
+use super::class::Class;
 
 /// Which part of the subset an image belongs to. The two never mix: fine-tuning reads only
 /// `train`, every reported figure comes from `val`.
@@ -27,8 +27,8 @@ pub struct SubsetImage {
     pub name: String,
     /// Where it comes from in the original data set.
     pub source: String,
-    /// `NORMAL` or `PNEUMONIA`.
-    pub label: String,
+    /// Its class.
+    pub label: Class,
     /// Fine-tuning or validation.
     pub part: Part,
     /// First byte in the data file.
@@ -40,7 +40,7 @@ pub struct SubsetImage {
 impl SubsetImage {
     /// True for PNEUMONIA.
     pub fn pneumonia(&self) -> bool {
-        self.label == CLASSES[1]
+        self.label.is_pneumonia()
     }
 }
 
@@ -99,8 +99,8 @@ pub fn label_from_path(path: &str) -> Option<bool> {
         .map(str::to_ascii_uppercase)
         .collect();
     let dirs = &parts[..parts.len().saturating_sub(1)];
-    let normal = dirs.iter().any(|p| p == "NORMAL");
-    let pneumonia = dirs.iter().any(|p| p == "PNEUMONIA");
+    let normal = dirs.iter().any(|p| p == Class::Normal.name());
+    let pneumonia = dirs.iter().any(|p| p == Class::Pneumonia.name());
     match (normal, pneumonia) {
         (true, false) => Some(false),
         (false, true) => Some(true),
@@ -126,7 +126,7 @@ mod tests {
         let img = SubsetImage {
             name: "a".into(),
             source: "s".into(),
-            label: "PNEUMONIA".into(),
+            label: Class::Pneumonia,
             part: Part::Val,
             offset: 2,
             len: 3,

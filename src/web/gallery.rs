@@ -4,14 +4,15 @@ use leptos::prelude::*;
 use serde::Deserialize;
 
 use super::{AppState, Input, Source, engine};
+use crate::ml::class::Class;
 
 /// One entry of `public/samples/manifest.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Sample {
     /// File name inside `public/samples/`.
     pub file: String,
-    /// NORMAL or PNEUMONIA.
-    pub label: String,
+    /// The true class.
+    pub label: Class,
 }
 
 /// Sample thumbnails; a click (or Enter) classifies one.
@@ -69,11 +70,11 @@ pub fn Gallery() -> impl IntoView {
                                                             class="sample"
                                                             data-testid="sample"
                                                             data-file=s.file.clone()
-                                                            data-label=s.label.clone()
+                                                            data-label=s.label.name()
                                                             on:click=move |_| classify(s2.clone())
                                                         >
                                                             <img src=src alt=alt.clone() loading="lazy" />
-                                                            <span>{s.label.clone()}</span>
+                                                            <span>{s.label.name()}</span>
                                                         </button>
                                                     </li>
                                                 }

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 use leptos::prelude::*;
 
-use crate::ml::card::ModelCard;
+use crate::ml::{card::ModelCard, class::Class};
 use engine::Backend;
 
 /// Loading state of the model, mirrored in `[data-testid=model-status]`.
@@ -44,8 +44,8 @@ pub struct ResultRow {
     pub file: String,
     /// Where the picture can be shown from.
     pub thumb: Option<String>,
-    /// NORMAL or PNEUMONIA.
-    pub label: &'static str,
+    /// The class at the model's threshold.
+    pub label: Class,
     /// Calibrated probability of pneumonia.
     pub p_pneumonia: f32,
     /// Decision threshold used.
@@ -59,7 +59,7 @@ pub struct ResultRow {
     /// `webgpu` or `cpu`.
     pub backend: &'static str,
     /// The true label, for gallery samples.
-    pub truth: Option<String>,
+    pub truth: Option<Class>,
     /// The fine-tuned model's prediction on the same image, when there is one.
     pub tuned: Option<crate::ml::classifier::Prediction>,
     /// Why it does not look like a chest X-ray, if it does not.
@@ -115,7 +115,7 @@ pub struct Input {
     /// Its bytes.
     pub source: Source,
     /// True label, for samples.
-    pub truth: Option<String>,
+    pub truth: Option<Class>,
 }
 
 thread_local! {

@@ -4,6 +4,15 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::{AppState, ResultRow};
+use crate::ml::class::Class;
+
+/// The CSS class of a label.
+fn label_class(label: Class) -> &'static str {
+    match label {
+        Class::Normal => "label normal",
+        Class::Pneumonia => "label pneumonia",
+    }
+}
 
 fn csv(rows: &[ResultRow]) -> String {
     let mut out = String::from(
@@ -19,8 +28,8 @@ fn csv(rows: &[ResultRow]) -> String {
             r.uncertain,
             r.backend,
             r.ms,
-            r.truth.clone().unwrap_or_default(),
-            r.tuned.as_ref().map_or("", |t| t.label),
+            r.truth.map_or("", Class::name),
+            r.tuned.as_ref().map_or("", |t| t.label.name()),
             r.tuned
                 .as_ref()
                 .map_or(String::new(), |t| format!("{:.6}", t.p_pneumonia)),
@@ -54,12 +63,8 @@ pub fn click_download(url: &str, name: &str) -> Option<()> {
 #[component]
 fn ResultItem(row: ResultRow) -> impl IntoView {
     let pct = row.p_pneumonia * 100.0;
-    let class = if row.label == "PNEUMONIA" {
-        "label pneumonia"
-    } else {
-        "label normal"
-    };
-    let truth = row.truth.clone().map(|t| {
+    let class = label_class(row.label);
+    let truth = row.truth.map(|t| {
         let ok = t == row.label;
         view! {
             <span class=if ok { "truth ok" } else { "truth wrong" }>
@@ -71,14 +76,14 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
         <tr
             data-testid="prediction"
             data-file=row.file.clone()
-            data-label=row.label
+            data-label=row.label.name()
             data-p-pneumonia=format!("{:.6}", row.p_pneumonia)
             data-uncertain=row.uncertain.to_string()
             data-backend=row.backend
             data-ms=format!("{:.2}", row.ms)
             data-ood=row.ood.is_some().to_string()
             data-format=row.format
-            data-tuned-label=row.tuned.as_ref().map(|t| t.label)
+            data-tuned-label=row.tuned.as_ref().map(|t| t.label.name())
             data-tuned-p-pneumonia=row.tuned.as_ref().map(|t| format!("{:.6}", t.p_pneumonia))
         >
             <td class="thumb">
@@ -89,7 +94,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
                 {row.dicom.clone().map(|d| view! { <span class="meta" data-testid="dicom-info">{d}</span> })}
             </td>
             <td>
-                <span class=class>{row.label}</span>
+                <span class=class>{row.label.name()}</span>
                 " "
                 {truth}
                 {row.uncertain.then(|| view! {
@@ -128,9 +133,8 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             <td>{row.backend}</td>
             <td class="tuned">
                 {row.tuned.clone().map(|t| {
-                    let class = if t.label == "PNEUMONIA" { "label pneumonia" } else { "label normal" };
                     view! {
-                        <span class=class>{t.label}</span>
+                        <span class=label_class(t.label)>{t.label.name()}</span>
                         <span>{format!(" {:.1} %", t.p_pneumonia * 100.0)}</span>
                     }
                 })}

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::ml::{
     card::ModelCard,
+    class::Class,
     classifier::{Classifier, Prediction},
     finetune::{Example, Mode, Settings},
     metrics::{self, Confusion},
@@ -162,9 +163,9 @@ pub struct GridItem {
     /// Picture URL.
     pub thumb: String,
     /// True label.
-    pub truth: &'static str,
-    /// Predicted label.
-    pub predicted: &'static str,
+    pub truth: Class,
+    /// Predicted label (at 0.5).
+    pub predicted: Class,
     /// P(pneumonia).
     pub p: f32,
 }
@@ -556,12 +557,8 @@ fn grid(val: &[ValImage], probs: &[f32]) -> Vec<GridItem> {
         .map(|(v, &p)| GridItem {
             name: v.name.clone(),
             thumb: v.thumb.clone(),
-            truth: if v.example.pneumonia {
-                "PNEUMONIA"
-            } else {
-                "NORMAL"
-            },
-            predicted: if p >= 0.5 { "PNEUMONIA" } else { "NORMAL" },
+            truth: Class::from_pneumonia(v.example.pneumonia),
+            predicted: Class::from_pneumonia(p >= 0.5),
             p,
         })
         .collect()

@@ -10,7 +10,7 @@ use super::{
     engine::Backend,
     training::{self, DataStatus, Evaluation, Phase, TrainState},
 };
-use crate::ml::finetune::Mode;
+use crate::ml::{class::Class, finetune::Mode};
 
 fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
@@ -402,8 +402,8 @@ pub fn ValidationGrid() -> impl IntoView {
                                 view! {
                                     <li
                                         data-testid="val-sample"
-                                        data-truth=i.truth
-                                        data-predicted=i.predicted
+                                        data-truth=i.truth.name()
+                                        data-predicted=i.predicted.name()
                                         data-p-pneumonia=format!("{:.6}", i.p)
                                         data-wrong=is_wrong.to_string()
                                         class=if is_wrong { "wrong" } else { "" }
@@ -453,11 +453,11 @@ fn EvaluationView(title: &'static str, testid: &'static str, ev: Evaluation) -> 
             <table class="confusion">
                 <caption>"Confusion matrix (rows: truth, columns: prediction)"</caption>
                 <thead>
-                    <tr><th scope="col"></th><th scope="col">"NORMAL"</th><th scope="col">"PNEUMONIA"</th></tr>
+                    <tr><th scope="col"></th><th scope="col">{Class::Normal.name()}</th><th scope="col">{Class::Pneumonia.name()}</th></tr>
                 </thead>
                 <tbody>
-                    <tr><th scope="row">"NORMAL"</th><td>{c.tn}</td><td class="off">{c.fp}</td></tr>
-                    <tr><th scope="row">"PNEUMONIA"</th><td class="off">{c.fn_}</td><td>{c.tp}</td></tr>
+                    <tr><th scope="row">{Class::Normal.name()}</th><td>{c.tn}</td><td class="off">{c.fp}</td></tr>
+                    <tr><th scope="row">{Class::Pneumonia.name()}</th><td class="off">{c.fn_}</td><td>{c.tp}</td></tr>
                 </tbody>
             </table>
             <LineChart series=roc title="ROC curve".into() x_label="false-positive rate".into() />
