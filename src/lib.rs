@@ -1,15 +1,19 @@
 //! xray-web: pneumonia vs normal on chest X-rays, entirely in the browser.
 //!
-//! - [`ml`]: the model, preprocessing, weights, metrics and training step (native and wasm).
-//! - `web` (wasm only): the Leptos single-page app.
-//! - `cli` (native only): the `xray` command-line tool (predict, eval, train).
+//! - [`ml`]: the model, preprocessing, weights, metrics, splits, calibration and the training
+//!   step (native and wasm).
+//! - [`web`]: the Leptos single-page app and its training worker (wasm; the parts without
+//!   browser types also compile natively, for their tests).
+//! - `cli` (native only): the `xray` command-line tool (`predict`, `eval`, `train`, `cv`,
+//!   `split`, `subset`, `gallery`, `ood-fit`, `ood-eval`, `bench`).
+//!
+//! `docs/architecture.md` maps the modules, the data flow and where each kind of change goes.
 
 pub mod ml;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 
-#[cfg(target_arch = "wasm32")]
 pub mod web;
 
 #[cfg(target_arch = "wasm32")]

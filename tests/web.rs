@@ -17,9 +17,10 @@ use xray_web::{
         preprocess::{self, Normalization},
     },
     web::{
-        engine,
-        training_protocol::{
-            Control, FromWorker, Pass, StartRun, ToWorker, decode, encode, f32_bytes,
+        backend::Backend,
+        browser, engine,
+        protocol::{
+            Control, Failure, FromWorker, Pass, StartRun, ToWorker, decode, encode, f32_bytes,
             images_from_bytes,
         },
     },
@@ -65,7 +66,7 @@ async fn model_loads_from_bytes_and_classifies_on_cpu() {
 #[wasm_bindgen_test]
 async fn webgpu_agrees_with_cpu() {
     assert!(
-        engine::has_navigator_gpu(),
+        browser::has_navigator_gpu(),
         "headless Chromium must run with --enable-unsafe-webgpu"
     );
     let gpu = engine::webgpu_device()
@@ -182,7 +183,7 @@ fn worker_messages_round_trip_with_their_parts() {
             augment: false,
             seed: 9,
         },
-        backend: "webgpu".into(),
+        backend: Backend::WebGpu,
         tune_labels: vec![false, true, true],
         n_val: 0,
     }));
@@ -205,6 +206,7 @@ fn worker_messages_round_trip_with_their_parts() {
             probs: vec![0.1, 0.9],
         },
         FromWorker::Failed {
+            kind: Failure::DeviceLost,
             message: "the GPU stopped answering".into(),
         },
     ] {

@@ -40,8 +40,8 @@ mod native {
             #[arg(long)]
             model: Option<PathBuf>,
             /// cpu or wgpu.
-            #[arg(long, default_value = "cpu")]
-            device: String,
+            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
+            device: cli::DeviceArg,
             /// Image files.
             #[arg(required = true)]
             paths: Vec<PathBuf>,
@@ -65,8 +65,8 @@ mod native {
             #[arg(long, default_value_t = 42)]
             seed: u64,
             /// cpu or wgpu.
-            #[arg(long, default_value = "cpu")]
-            device: String,
+            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
+            device: cli::DeviceArg,
             /// Data folder.
             dir: PathBuf,
         },
@@ -94,8 +94,8 @@ mod native {
             #[arg(long)]
             model: Option<PathBuf>,
             /// cpu or wgpu.
-            #[arg(long, default_value = "cpu")]
-            device: String,
+            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
+            device: cli::DeviceArg,
             /// Timed runs at batch 1.
             #[arg(long, default_value_t = 40)]
             runs: usize,
@@ -137,10 +137,8 @@ mod native {
                 device,
                 paths,
             } => {
-                let classifier = cli::load_classifier(
-                    &cli::model_dir(model.as_deref()),
-                    cli::device_named(&device)?,
-                )?;
+                let classifier =
+                    cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
                 let lines = cli::predict(&classifier, &paths);
                 let mut refused = false;
                 for line in &lines {
@@ -199,10 +197,8 @@ mod native {
                 device,
                 dir,
             } => {
-                let classifier = cli::load_classifier(
-                    &cli::model_dir(model.as_deref()),
-                    cli::device_named(&device)?,
-                )?;
+                let classifier =
+                    cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
                 let dir = cli::dataset::split_dir(&dir, split.as_deref())?;
                 let (e, skipped) = cli::evaluate(&classifier, &dir, stress, seed)?;
                 for s in &skipped {
@@ -226,7 +222,7 @@ mod native {
                 runs,
             } => {
                 let dir = cli::model_dir(model.as_deref());
-                let classifier = cli::load_classifier(&dir, cli::device_named(&device)?)?;
+                let classifier = cli::load_classifier(&dir, device.device())?;
                 let (ms, per_sec) = cli::bench(&classifier, runs.max(1))?;
                 println!(
                     "{} on {device}: {ms:.1} ms/image (median, batch 1), {per_sec:.1} images/s (batch 16), weights {:.2} MB ({}), peak memory {:.0} MB",

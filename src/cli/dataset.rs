@@ -41,6 +41,21 @@ pub enum DataError {
     },
 }
 
+/// Why one file of a data folder cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Image {
+        path: PathBuf,
+        source: crate::ml::input::InputError,
+    },
+}
+
 /// A labelled image file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -196,13 +211,19 @@ pub struct Loaded {
 
 /// Decodes every sample through the shared preprocessing, in parallel.
 pub fn load(samples: &[Sample], size: usize, skip_bad: bool) -> Result<Loaded, DataError> {
-    let decoded: Vec<Result<Vec<f32>, String>> = samples
+    let decoded: Vec<Result<Vec<f32>, Unusable>> = samples
         .par_iter()
         .map(|s| {
-            let bytes = std::fs::read(&s.path).map_err(|e| format!("{}: {e}", s.path.display()))?;
+            let bytes = std::fs::read(&s.path).map_err(|source| Unusable::Read {
+                path: s.path.clone(),
+                source,
+            })?;
             preprocess::decode_gray16(&bytes)
                 .map(|g| preprocess::to_square_unit(&g, size))
-                .map_err(|e| format!("{}: {e}", s.path.display()))
+                .map_err(|source| Unusable::Image {
+                    path: s.path.clone(),
+                    source,
+                })
         })
         .collect();
     let mut loaded = Loaded {
@@ -218,7 +239,7 @@ pub fn load(samples: &[Sample], size: usize, skip_bad: bool) -> Result<Loaded, D
                 loaded.labels.push(sample.pneumonia);
                 loaded.indices.push(i);
             }
-            Err(reason) => loaded.skipped.push(reason),
+            Err(reason) => loaded.skipped.push(reason.to_string()),
         }
     }
     if !loaded.skipped.is_empty() && !skip_bad {

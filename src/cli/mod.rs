@@ -1,5 +1,7 @@
 //! The native command-line tool `xray`: `predict`, `eval`, `train`, `cv`, `split`, `subset`,
-//! `ood-fit`, `ood-eval` and `bench`.
+//! `gallery`, `ood-fit`, `ood-eval` and `bench`; each has its module here (`train`, `cv`,
+//! `subset`, `ood`), with `dataset` (folders, splits by patient) and `report` (scoring,
+//! intervals, the stress test) shared by them.
 
 pub mod cv;
 pub mod dataset;
@@ -32,14 +34,25 @@ pub enum CliError {
     Weights(#[from] WeightsError),
 }
 
-/// `cpu` (Burn flex) or `wgpu`.
-pub fn device_named(name: &str) -> Result<Device, CliError> {
-    match name {
-        "cpu" | "flex" => Ok(Device::flex()),
-        "wgpu" | "gpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
-        other => Err(CliError::Usage(format!(
-            "unknown --device {other}; use cpu or wgpu"
-        ))),
+/// `--device`: where a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
+#[strum(serialize_all = "lowercase")]
+pub enum DeviceArg {
+    /// Burn's flex CPU backend.
+    #[value(alias = "flex")]
+    Cpu,
+    /// A GPU through wgpu (Vulkan, Metal or DX12).
+    #[value(alias = "gpu")]
+    Wgpu,
+}
+
+impl DeviceArg {
+    /// The Burn device.
+    pub fn device(self) -> Device {
+        match self {
+            DeviceArg::Cpu => Device::flex(),
+            DeviceArg::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        }
     }
 }
 

@@ -6,9 +6,9 @@ use burn::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{CliError, dataset, train};
+use super::{CliError, dataset};
 use crate::ml::{
-    input,
+    eval, input,
     intervals::{self, Intervals},
     metrics::{self, Metrics},
     model::ResNet,
@@ -57,11 +57,8 @@ pub struct Scorer<'a> {
 impl Scorer<'_> {
     /// Calibrated P(pneumonia) of square [0, 1] images.
     pub fn probs(&self, images: &[Vec<f32>]) -> Result<Vec<f32>, CliError> {
-        let margins = train::margins(self.model, images, self.norm, self.size, self.device)?;
-        Ok(margins
-            .iter()
-            .map(|&m| metrics::sigmoid(m / self.temperature))
-            .collect())
+        let margins = eval::margins(self.model, images, self.norm, self.size, self.device)?;
+        Ok(metrics::probabilities(&margins, self.temperature))
     }
 
     /// Metrics and intervals of predictions.
@@ -104,7 +101,7 @@ impl Scorer<'_> {
                 .collect();
             out.push((
                 name,
-                train::margins(self.model, &images, self.norm, self.size, self.device)?,
+                eval::margins(self.model, &images, self.norm, self.size, self.device)?,
             ));
         }
         Ok((labels, out))
@@ -116,10 +113,7 @@ impl Scorer<'_> {
         let results = margins
             .into_iter()
             .map(|(name, m)| {
-                let probs: Vec<f32> = m
-                    .iter()
-                    .map(|&x| metrics::sigmoid(x / self.temperature))
-                    .collect();
+                let probs = metrics::probabilities(&m, self.temperature);
                 StressResult {
                     condition: name.to_string(),
                     metrics: metrics::evaluate(&probs, &labels, self.threshold),

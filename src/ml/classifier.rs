@@ -130,9 +130,8 @@ impl Classifier {
     /// Prediction, out-of-distribution check and metadata for a prepared image (any backend).
     pub async fn analyse_prepared_async(&self, p: Prepared) -> Result<Analysis, AnalyseError> {
         let (logits, features) = self.logits_and_features(&p);
-        let read = |e| WeightsError::Read(format!("{e:?}"));
-        let logits = weights::f32_values(logits.into_data_async().await.map_err(read)?)?;
-        let features = weights::f32_values(features.into_data_async().await.map_err(read)?)?;
+        let logits = weights::read_async(logits).await?;
+        let features = weights::read_async(features).await?;
         Ok(self.finish(p, &logits, &features))
     }
 
@@ -141,8 +140,8 @@ impl Classifier {
     pub fn analyse(&self, bytes: &[u8]) -> Result<Analysis, AnalyseError> {
         let p = self.prepare(bytes)?;
         let (logits, features) = self.logits_and_features(&p);
-        let logits = weights::f32_values(logits.into_data())?;
-        let features = weights::f32_values(features.into_data())?;
+        let logits = weights::read(logits)?;
+        let features = weights::read(features)?;
         Ok(self.finish(p, &logits, &features))
     }
 
@@ -174,17 +173,12 @@ impl Classifier {
         &self,
         images: &[Vec<f32>],
     ) -> Result<Vec<Prediction>, WeightsError> {
-        let data = self
-            .logits(images)
-            .into_data_async()
-            .await
-            .map_err(|e| WeightsError::Read(format!("{e:?}")))?;
-        Ok(self.predictions(&weights::f32_values(data)?))
+        Ok(self.predictions(&weights::read_async(self.logits(images)).await?))
     }
 
     /// Classifies standardised images with a synchronous read (native backends only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn classify(&self, images: &[Vec<f32>]) -> Result<Vec<Prediction>, WeightsError> {
-        Ok(self.predictions(&weights::f32_values(self.logits(images).into_data())?))
+        Ok(self.predictions(&weights::read(self.logits(images))?))
     }
 }

@@ -9,10 +9,10 @@
 use burn::{
     optim::{AdamWConfig, GradientsParams, ModuleOptimizer},
     prelude::*,
-    tensor::activation::softmax,
 };
 
 use super::{
+    eval, metrics,
     model::{ResNet, ResNetConfig},
     preprocess::{self, Normalization},
     train::{self, Augment, Rng},
@@ -20,7 +20,18 @@ use super::{
 };
 
 /// What is trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Mode {
     /// Start from the given weights and train only the final linear layer (the backbone and its
     /// batch-norm statistics stay frozen). Fast, and cannot damage the features.
@@ -32,23 +43,9 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The id used in the page.
+    /// The id used in the page (`head`, `whole`, `scratch`; `str::parse` reads it back).
     pub fn id(self) -> &'static str {
-        match self {
-            Mode::Head => "head",
-            Mode::Whole => "whole",
-            Mode::Scratch => "scratch",
-        }
-    }
-
-    /// Parses an id.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "head" => Some(Mode::Head),
-            "whole" => Some(Mode::Whole),
-            "scratch" => Some(Mode::Scratch),
-            _ => None,
-        }
+        self.into()
     }
 
     /// A learning rate that works for this mode with AdamW.
@@ -101,15 +98,25 @@ pub enum FineTuneError {
     /// A setting out of range.
     #[error("{0}")]
     Setting(String),
-    /// The starting weights could not be loaded.
+    /// The starting weights could not be loaded, or the trained ones saved.
     #[error(transparent)]
-    Weights(#[from] WeightsError),
-    /// Reading a result back from the device failed (for example a lost GPU).
+    Weights(WeightsError),
+    /// Reading a result back from the device failed (for example a lost GPU): the one variant
+    /// for it, whether a loss, a prediction or the final weights were being read.
     #[error("reading from the device failed: {0}")]
     Read(String),
     /// The loss is no longer a number: the learning rate is too high.
     #[error("the loss became {0} (not a number): lower the learning rate and start again")]
     Diverged(f32),
+}
+
+impl From<WeightsError> for FineTuneError {
+    fn from(e: WeightsError) -> Self {
+        match e {
+            WeightsError::Read(detail) => FineTuneError::Read(detail),
+            e => FineTuneError::Weights(e),
+        }
+    }
 }
 
 /// What one step did.
@@ -308,11 +315,7 @@ impl Session {
             return Err(FineTuneError::Diverged(loss));
         }
         let logits = read(logits).await?;
-        let correct = logits
-            .chunks_exact(2)
-            .zip(&labels)
-            .filter(|(l, y)| (l[1] > l[0]) == (**y == 1))
-            .count();
+        let correct = eval::correct(&logits, labels.iter().map(|&y| y == 1));
 
         self.step += 1;
         self.cursor = end;
@@ -337,11 +340,7 @@ impl Session {
 }
 
 async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, FineTuneError> {
-    let data = t
-        .into_data_async()
-        .await
-        .map_err(|e| FineTuneError::Read(format!("{e:?}")))?;
-    weights::f32_values(data).map_err(|e| FineTuneError::Read(e.to_string()))
+    Ok(weights::read_async(t).await?)
 }
 
 /// P(pneumonia) at temperature 1 for images in [0, 1] (standardised here), read back
@@ -353,18 +352,6 @@ pub async fn probabilities(
     size: usize,
     device: &Device,
 ) -> Result<Vec<f32>, FineTuneError> {
-    if images.is_empty() {
-        return Ok(Vec::new());
-    }
-    let batch: Vec<Vec<f32>> = images
-        .iter()
-        .map(|img| {
-            let mut x = img.to_vec();
-            preprocess::normalize(&mut x, norm);
-            x
-        })
-        .collect();
-    let x = preprocess::batch_tensor(&batch, size, device);
-    let p = softmax(model.forward(x), 1);
-    Ok(read(p).await?.chunks_exact(2).map(|p| p[1]).collect())
+    let margins = eval::margins_async(model, images, norm, size, device).await?;
+    Ok(metrics::probabilities(&margins, 1.0))
 }

@@ -207,8 +207,25 @@ pub fn sigmoid(x: f32) -> f32 {
     }
 }
 
-/// Mean negative log-likelihood of the labels under `sigmoid(margin / t)`.
-fn nll(margins: &[f32], positive: &[bool], t: f64) -> f64 {
+/// Calibrated P(pneumonia) of each margin (logit PNEUMONIA − logit NORMAL): `sigmoid(m / t)`.
+pub fn probabilities(margins: &[f32], temperature: f32) -> Vec<f32> {
+    margins.iter().map(|&m| sigmoid(m / temperature)).collect()
+}
+
+/// Mean negative log-likelihood (log-loss) of the labels given P(positive), each clamped to
+/// at least 1e-7.
+pub fn log_loss(probs: &[f32], positive: &[bool]) -> f64 {
+    probs
+        .iter()
+        .zip(positive)
+        .map(|(&p, &y)| -f64::from(if y { p } else { 1.0 - p }).max(1e-7).ln())
+        .sum::<f64>()
+        / probs.len().max(1) as f64
+}
+
+/// Mean negative log-likelihood of the labels under `sigmoid(margin / t)`, computed stably from
+/// the margins.
+pub fn margin_log_loss(margins: &[f32], positive: &[bool], t: f64) -> f64 {
     margins
         .iter()
         .zip(positive)
@@ -227,7 +244,7 @@ fn nll(margins: &[f32], positive: &[bool], t: f64) -> f64 {
 pub fn fit_temperature(margins: &[f32], positive: &[bool]) -> f32 {
     let (mut a, mut b) = (0.05f64.ln(), 20f64.ln());
     let g = (5f64.sqrt() - 1.0) / 2.0;
-    let f = |lt: f64| nll(margins, positive, lt.exp());
+    let f = |lt: f64| margin_log_loss(margins, positive, lt.exp());
     let mut c = b - g * (b - a);
     let mut d = a + g * (b - a);
     for _ in 0..80 {

@@ -7,6 +7,7 @@ pub mod card;
 pub mod class;
 pub mod classifier;
 pub mod dicom;
+pub mod eval;
 pub mod finetune;
 pub mod input;
 pub mod intervals;

@@ -20,8 +20,20 @@ use serde::{Deserialize, Serialize};
 use super::class::CLASSES;
 
 /// The ResNet depths this crate builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum Depth {
     /// BasicBlocks, [2, 2, 2, 2].
     Resnet18,
@@ -45,23 +57,9 @@ impl Depth {
         matches!(self, Depth::Resnet50)
     }
 
-    /// Parses `resnet18`, `resnet34` or `resnet50`.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "resnet18" => Some(Depth::Resnet18),
-            "resnet34" => Some(Depth::Resnet34),
-            "resnet50" => Some(Depth::Resnet50),
-            _ => None,
-        }
-    }
-
-    /// The lowercase name, as `parse` accepts it.
+    /// The lowercase name (`resnet18`, …; `str::parse` reads it back, in any case).
     pub fn name(self) -> &'static str {
-        match self {
-            Depth::Resnet18 => "resnet18",
-            Depth::Resnet34 => "resnet34",
-            Depth::Resnet50 => "resnet50",
-        }
+        self.into()
     }
 }
 

@@ -19,6 +19,7 @@ use super::input::{Gray16, InputError, MAX_PIXELS, MAX_SIDE, check_size};
 
 /// How the [0, 1] intensities of the resized image are mapped before standardisation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Intensity {
     /// As decoded.

@@ -46,15 +46,34 @@ pub enum WeightsError {
         /// What did not fit.
         detail: String,
     },
-    /// Reading a tensor back from the device failed.
-    #[error("reading the parameters from the device failed: {0}")]
+    /// Reading a tensor back from the device failed: how a lost GPU, or one out of memory,
+    /// shows. The one variant for it; callers that explain it to people match on it.
+    #[error("reading from the device failed: {0}")]
     Read(String),
+    /// Values read back that are not f32 (a model built with another float type).
+    #[error("the values read back are not f32: {0}")]
+    Values(String),
 }
 
 /// Reads f32 values out of tensor data read back from a device.
 pub fn f32_values(data: TensorData) -> Result<Vec<f32>, WeightsError> {
     data.try_to_vec::<f32>()
-        .map_err(|e| WeightsError::Read(format!("{e:?}")))
+        .map_err(|e| WeightsError::Values(format!("{e:?}")))
+}
+
+/// Reads a tensor's values back from its device, asynchronously (required on WebGPU).
+pub async fn read_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, WeightsError> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| WeightsError::Read(format!("{e:?}")))?;
+    f32_values(data)
+}
+
+/// Reads a tensor's values back synchronously (CPU backends and native wgpu only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, WeightsError> {
+    f32_values(t.into_data())
 }
 
 /// A parameter as stored: its module path, id and (lazy) value flattened to one dimension.

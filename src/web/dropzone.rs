@@ -3,14 +3,11 @@
 use leptos::{ev, html, prelude::*};
 use wasm_bindgen::JsCast;
 
-use super::{AppState, Input, Source};
+use super::{AppState, Input, Source, browser};
 
 fn inputs_from(files: Option<web_sys::FileList>) -> Vec<Input> {
-    let Some(files) = files else {
-        return Vec::new();
-    };
-    (0..files.length())
-        .filter_map(|i| files.get(i))
+    browser::files_of(files)
+        .into_iter()
         .map(|f| Input {
             name: f.name(),
             source: Source::File(f),

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use serde::Deserialize;
 
-use super::{AppState, Input, Source, engine};
+use super::{AppState, Input, Source, browser, error::WebError};
 use crate::ml::class::Class;
 
 /// One entry of `public/samples/manifest.json`.
@@ -20,17 +20,20 @@ pub struct Sample {
 pub fn Gallery() -> impl IntoView {
     let state = expect_context::<AppState>();
     let samples = LocalResource::new(|| async {
-        let bytes = engine::fetch_bytes(
-            &engine::asset_url("public/samples/manifest.json"),
+        let bytes = browser::fetch_bytes(
+            &browser::asset_url("public/samples/manifest.json"),
             |_, _| {},
         )
         .await?;
-        serde_json::from_slice::<Vec<Sample>>(&bytes).map_err(|e| e.to_string())
+        serde_json::from_slice::<Vec<Sample>>(&bytes).map_err(|e| WebError::Json {
+            what: "the samples' manifest".into(),
+            detail: e.to_string(),
+        })
     });
     let classify = move |s: Sample| {
         state.submit(vec![Input {
             name: s.file.clone(),
-            source: Source::Url(engine::asset_url(&format!("public/samples/{}", s.file))),
+            source: Source::Url(browser::asset_url(&format!("public/samples/{}", s.file))),
             truth: Some(s.label),
         }])
     };
@@ -61,7 +64,7 @@ pub fn Gallery() -> impl IntoView {
                                         {list
                                             .into_iter()
                                             .map(|s| {
-                                                let src = engine::asset_url(&format!("public/samples/{}", s.file));
+                                                let src = browser::asset_url(&format!("public/samples/{}", s.file));
                                                 let alt = format!("{} sample {}", s.label, s.file);
                                                 let s2 = s.clone();
                                                 view! {

@@ -1,378 +1,43 @@
-//! The Leptos single-page app: drop an X-ray, get a prediction computed in this tab.
+//! The browser app: drop an X-ray, get a prediction computed in this tab; train a model in a
+//! worker and watch it learn. See `docs/architecture.md` for the map.
+//!
+//! Compiled natively too, for what holds no browser type (the backend names, the errors, the
+//! worker protocol's messages and the training panels' reducer), so that their tests run
+//! with `cargo test`; everything else is wasm only.
+//!
+//! - [`app`]: the page's state, the queue of images, the `App` component and [`start`].
+//! - [`engine`]: the shipped model and a classifier per backend; [`browser`]: files, fetches,
+//!   object URLs, timers.
+//! - Panels: `dropzone`, `gallery`, `results`, `model_panel`, `training_panel`, `chart`.
+//! - [`training`]: demo training (data, the run's view and its reducer, the worker's lifecycle,
+//!   the tuned model); [`worker`]: the training worker's entry point; [`protocol`]: the
+//!   messages between them.
 
-mod chart;
-mod dropzone;
-pub mod engine;
-mod gallery;
-mod model_panel;
-mod results;
+pub mod backend;
+pub mod error;
+pub mod protocol;
 pub mod training;
+
+#[cfg(target_arch = "wasm32")]
+pub mod app;
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
+#[cfg(target_arch = "wasm32")]
+mod chart;
+#[cfg(target_arch = "wasm32")]
+mod dropzone;
+#[cfg(target_arch = "wasm32")]
+pub mod engine;
+#[cfg(target_arch = "wasm32")]
+mod gallery;
+#[cfg(target_arch = "wasm32")]
+mod model_panel;
+#[cfg(target_arch = "wasm32")]
+mod results;
+#[cfg(target_arch = "wasm32")]
 mod training_panel;
-pub mod training_protocol;
-pub mod training_worker;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-
-use leptos::prelude::*;
-
-use crate::ml::{card::ModelCard, class::Class};
-use engine::Backend;
-
-/// Loading state of the model, mirrored in `[data-testid=model-status]`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelState {
-    /// Fetching weights (bytes loaded, total) or preparing a backend.
-    Loading {
-        /// What is happening.
-        what: String,
-        /// Fraction done, when known.
-        fraction: Option<f64>,
-    },
-    /// Ready to classify.
-    Ready,
-    /// Failed; the message says why.
-    Error(String),
-}
-
-/// A classified image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResultRow {
-    /// Unique id.
-    pub id: usize,
-    /// File name.
-    pub file: String,
-    /// Where the picture can be shown from.
-    pub thumb: Option<String>,
-    /// The class at the model's threshold.
-    pub label: Class,
-    /// Calibrated probability of pneumonia.
-    pub p_pneumonia: f32,
-    /// Decision threshold used.
-    pub threshold: f32,
-    /// The model's "uncertain, needs a reader" band, `(low, high)`, when its card has one.
-    pub band: Option<(f32, f32)>,
-    /// Whether P(pneumonia) falls in that band.
-    pub uncertain: bool,
-    /// Inference time in milliseconds.
-    pub ms: f64,
-    /// `webgpu` or `cpu`.
-    pub backend: &'static str,
-    /// The true label, for gallery samples.
-    pub truth: Option<Class>,
-    /// The fine-tuned model's prediction on the same image, when there is one.
-    pub tuned: Option<crate::ml::classifier::Prediction>,
-    /// Why it does not look like a chest X-ray, if it does not.
-    pub ood: Option<String>,
-    /// Non-identifying DICOM attributes, for DICOM files.
-    pub dicom: Option<String>,
-    /// Format read.
-    pub format: &'static str,
-}
-
-/// A refused file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ErrorRow {
-    /// Unique id.
-    pub id: usize,
-    /// File name.
-    pub file: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-/// The app's reactive state, shared through context.
-#[derive(Clone, Copy)]
-pub struct AppState {
-    /// Model loading state.
-    pub model: RwSignal<ModelState>,
-    /// The model card, once loaded.
-    pub card: RwSignal<Option<ModelCard>>,
-    /// The backend in use.
-    pub backend: RwSignal<Backend>,
-    /// Why the backend is what it is (e.g. no WebGPU).
-    pub backend_note: RwSignal<String>,
-    /// Classified images, newest first.
-    pub results: RwSignal<Vec<ResultRow>>,
-    /// Refused files, newest first.
-    pub errors: RwSignal<Vec<ErrorRow>>,
-    /// Images waiting or running.
-    pub pending: RwSignal<usize>,
-}
-
-/// Where the bytes of an input come from.
-pub enum Source {
-    /// A file the user gave.
-    File(web_sys::File),
-    /// A bundled sample, by URL.
-    Url(String),
-}
-
-/// An image waiting to be classified.
-pub struct Input {
-    /// Display name.
-    pub name: String,
-    /// Its bytes.
-    pub source: Source,
-    /// True label, for samples.
-    pub truth: Option<Class>,
-}
-
-thread_local! {
-    static QUEUE: RefCell<VecDeque<Input>> = const { RefCell::new(VecDeque::new()) };
-    static RUNNING: RefCell<bool> = const { RefCell::new(false) };
-    static NEXT_ID: RefCell<usize> = const { RefCell::new(0) };
-}
-
-fn next_id() -> usize {
-    NEXT_ID.with_borrow_mut(|n| {
-        *n += 1;
-        *n
-    })
-}
-
-impl AppState {
-    /// Queues inputs and starts working through them when the model is ready.
-    pub fn submit(self, inputs: Vec<Input>) {
-        let n = inputs.len();
-        QUEUE.with_borrow_mut(|q| q.extend(inputs));
-        self.pending.update(|p| *p += n);
-        self.pump();
-    }
-
-    /// Works through the queue unless already doing so or the model is not ready.
-    pub fn pump(self) {
-        if self.model.get_untracked() != ModelState::Ready || RUNNING.with_borrow(|r| *r) {
-            return;
-        }
-        RUNNING.with_borrow_mut(|r| *r = true);
-        leptos::task::spawn_local(async move {
-            loop {
-                if self.model.get_untracked() != ModelState::Ready {
-                    break;
-                }
-                let Some(input) = QUEUE.with_borrow_mut(|q| q.pop_front()) else {
-                    break;
-                };
-                self.classify(input).await;
-                self.pending.update(|p| *p = p.saturating_sub(1));
-                engine::yield_now().await;
-            }
-            RUNNING.with_borrow_mut(|r| *r = false);
-        });
-    }
-
-    fn refuse(self, file: String, reason: String) {
-        self.errors.update(|e| {
-            e.insert(
-                0,
-                ErrorRow {
-                    id: next_id(),
-                    file,
-                    reason,
-                },
-            )
-        });
-    }
-
-    async fn classify(self, input: Input) {
-        let (bytes, thumb) = match &input.source {
-            Source::File(f) => (
-                engine::file_bytes(f).await,
-                web_sys::Url::create_object_url_with_blob(f).ok(),
-            ),
-            Source::Url(u) => (engine::fetch_bytes(u, |_, _| {}).await, Some(u.clone())),
-        };
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => return self.refuse(input.name, format!("could not be read: {e}")),
-        };
-        let backend = self.backend.get_untracked();
-        let classifier = match engine::classifier(backend).await {
-            Ok(c) => c,
-            Err(e) => return self.refuse(input.name, format!("the model is not available: {e}")),
-        };
-        let prepared = match classifier.prepare(&bytes) {
-            Ok(p) => p,
-            Err(e) => return self.refuse(input.name, e.to_string()),
-        };
-        let x = prepared.input.clone();
-        let t0 = engine::now_ms();
-        let analysis = classifier.analyse_prepared_async(prepared).await;
-        let ms = engine::now_ms() - t0;
-        let tuned = match training::classify_tuned(&x).await {
-            Some(Ok(p)) => Some(p),
-            Some(Err(e)) => {
-                self.refuse(input.name.clone(), format!("your model failed on it: {e}"));
-                None
-            }
-            None => None,
-        };
-        match analysis {
-            Ok(a) => self.results.update(|r| {
-                r.insert(
-                    0,
-                    ResultRow {
-                        id: next_id(),
-                        file: input.name,
-                        // Browsers cannot show DICOM: no thumbnail.
-                        thumb: if a.dicom.is_some() { None } else { thumb },
-                        label: a.prediction.label,
-                        p_pneumonia: a.prediction.p_pneumonia,
-                        threshold: classifier.card.threshold,
-                        band: classifier.card.uncertain.map(|b| (b.low, b.high)),
-                        uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
-                        ms,
-                        backend: backend.id(),
-                        truth: input.truth,
-                        tuned,
-                        ood: a.ood,
-                        dicom: a.dicom.map(|d| d.summary()),
-                        format: a.format,
-                    },
-                )
-            }),
-            Err(e) => self.refuse(input.name, format!("inference failed: {e}")),
-        }
-    }
-
-    /// Prepares `backend` (falling back to the CPU when WebGPU is unavailable) and marks the
-    /// model ready.
-    pub async fn activate(self, wanted: Backend) {
-        self.model.set(ModelState::Loading {
-            what: format!("preparing {}", wanted.label()),
-            fraction: None,
-        });
-        let used = match engine::classifier(wanted).await {
-            Ok(_) => wanted,
-            Err(e) if wanted == Backend::WebGpu => {
-                self.backend_note
-                    .set(format!("{e}; using the CPU instead (slower)."));
-                match engine::classifier(Backend::Cpu).await {
-                    Ok(_) => Backend::Cpu,
-                    Err(e) => return self.model.set(ModelState::Error(e)),
-                }
-            }
-            Err(e) => return self.model.set(ModelState::Error(e)),
-        };
-        self.backend.set(used);
-        self.model.set(ModelState::Ready);
-        self.pump();
-    }
-}
-
-/// The backend asked for in `?backend=`, if any.
-fn backend_from_url() -> Option<Backend> {
-    let search = web_sys::window()?.location().search().ok()?;
-    let params = web_sys::UrlSearchParams::new_with_str(&search).ok()?;
-    Backend::parse(&params.get("backend")?)
-}
-
-/// The whole page.
-#[component]
-pub fn App() -> impl IntoView {
-    let state = AppState {
-        model: RwSignal::new(ModelState::Loading {
-            what: "loading the model".into(),
-            fraction: Some(0.0),
-        }),
-        card: RwSignal::new(None),
-        backend: RwSignal::new(Backend::Cpu),
-        backend_note: RwSignal::new(String::new()),
-        results: RwSignal::new(Vec::new()),
-        errors: RwSignal::new(Vec::new()),
-        pending: RwSignal::new(0),
-    };
-    provide_context(state);
-    provide_context(training::TrainState::new());
-
-    leptos::task::spawn_local(async move {
-        let progress = move |loaded: f64, total: Option<f64>| {
-            state.model.set(ModelState::Loading {
-                what: format!(
-                    "downloading weights: {:.1} / {} MB",
-                    loaded / 1e6,
-                    total.map_or("?".into(), |t| format!("{:.1}", t / 1e6))
-                ),
-                fraction: total.map(|t| loaded / t.max(1.0)),
-            })
-        };
-        match engine::load_model(progress).await {
-            Ok(card) => {
-                state.card.set(Some(card));
-                let wanted = backend_from_url().unwrap_or(if engine::has_navigator_gpu() {
-                    Backend::WebGpu
-                } else {
-                    Backend::Cpu
-                });
-                if wanted == Backend::Cpu && !engine::has_navigator_gpu() {
-                    state
-                        .backend_note
-                        .set("This browser does not offer WebGPU; running on the CPU.".into());
-                }
-                state.activate(wanted).await;
-            }
-            Err(e) => state.model.set(ModelState::Error(format!(
-                "the model could not be loaded: {e}"
-            ))),
-        }
-    });
-
-    view! {
-        <header class="top">
-            <h1>"Chest X-ray: pneumonia or normal?"</h1>
-            <p class="tagline">
-                "A ResNet runs in this tab with Burn on WebGPU (or the CPU). Your X-ray never leaves your computer."
-            </p>
-            <p class="notice" role="note">
-                <strong>"Not a medical device. "</strong>
-                "A research and teaching demo: do not use it to diagnose or treat anyone."
-            </p>
-        </header>
-        <main>
-            <model_panel::ModelStatus />
-            <dropzone::DropZone />
-            <results::ErrorList />
-            <results::ResultsTable />
-            <gallery::Gallery />
-            <training_panel::TrainingPanel />
-            <training_panel::TrainingCurves />
-            <training_panel::ValidationGrid />
-            <training_panel::BeforeAfter />
-            <training_panel::TunedModel />
-            <model_panel::ModelCardPanel />
-        </main>
-        <footer>
-            <p>
-                "Sample images: Kermany, Zhang, Goldbaum (2018), Labeled Optical Coherence Tomography (OCT) and Chest X-Ray Images for Classification, Mendeley Data, CC BY 4.0."
-            </p>
-        </footer>
-    }
-}
-
-/// Mounts the app on `<body>`. Called by `public/boot.js` once the wasm is loaded.
-#[wasm_bindgen::prelude::wasm_bindgen]
-pub fn start() {
-    std::panic::set_hook(Box::new(|info| {
-        console_error_panic_hook::hook(info);
-        show_fatal(&info.to_string());
-    }));
-    leptos::mount::mount_to_body(App);
-}
-
-/// Shows an unrecoverable failure (for example a lost GPU device or an allocation that failed)
-/// in `#fatal`, outside the reactive graph, which may no longer run.
-fn show_fatal(detail: &str) {
-    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-        return;
-    };
-    if let Some(el) = doc.get_element_by_id("fatal") {
-        el.set_text_content(Some(&format!(
-            "The model runtime failed and this page must be reloaded (your files stay on your computer). A lost GPU device or running out of GPU memory does this; choosing the CPU backend (?backend=cpu) or a smaller batch avoids it. Detail: {detail}"
-        )));
-        let _ = el.remove_attribute("hidden");
-    }
-    if let Ok(Some(status)) = doc.query_selector("[data-testid=train-status]") {
-        let _ = status.set_attribute("data-state", "error");
-    }
-}
+#[cfg(target_arch = "wasm32")]
+pub use app::{App, AppState, ErrorRow, Input, ModelState, ResultRow, Source, start};

@@ -6,8 +6,8 @@ use crate::ml::intervals::Intervals;
 
 use super::{
     AppState, ModelState,
+    backend::Backend,
     chart::{LineChart, Series},
-    engine::Backend,
 };
 
 /// Loading progress, errors and the backend switch.
@@ -31,7 +31,7 @@ pub fn ModelStatus() -> impl IntoView {
         _ => None,
     };
     let switch = move |ev| {
-        if let Some(b) = Backend::parse(&event_target_value(&ev)) {
+        if let Ok(b) = event_target_value(&ev).parse::<Backend>() {
             state.backend_note.set(String::new());
             leptos::task::spawn_local(state.activate(b));
         }

@@ -1,9 +1,8 @@
 //! Results table with CSV download, and the list of refused files.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 
-use super::{AppState, ResultRow};
+use super::{AppState, ResultRow, browser};
 use crate::ml::class::Class;
 
 /// The CSS class of a label.
@@ -37,26 +36,6 @@ fn csv(rows: &[ResultRow]) -> String {
         ));
     }
     out
-}
-
-fn download(name: &str, text: &str, mime: &str) -> Option<()> {
-    let parts = js_sys::Array::of1(&text.into());
-    let opts = web_sys::BlobPropertyBag::new();
-    opts.set_type(mime);
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).ok()?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob).ok()?;
-    click_download(&url, name)?;
-    web_sys::Url::revoke_object_url(&url).ok()
-}
-
-/// Asks the browser to save `url` as `name`.
-pub fn click_download(url: &str, name: &str) -> Option<()> {
-    let doc = web_sys::window()?.document()?;
-    let a: web_sys::HtmlAnchorElement = doc.create_element("a").ok()?.dyn_into().ok()?;
-    a.set_href(url);
-    a.set_download(name);
-    a.click();
-    Some(())
 }
 
 /// One result.
@@ -147,6 +126,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
 #[component]
 pub fn ResultsTable() -> impl IntoView {
     let state = expect_context::<AppState>();
+    let download_error = RwSignal::new(None::<String>);
     view! {
         <section class="panel" aria-live="polite">
             <h2>"Predictions"</h2>
@@ -159,7 +139,12 @@ pub fn ResultsTable() -> impl IntoView {
                     <button
                         data-testid="download-csv"
                         on:click=move |_| {
-                            let _ = download("xray-predictions.csv", &csv(&state.results.get_untracked()), "text/csv");
+                            let csv = csv(&state.results.get_untracked());
+                            download_error.set(
+                                browser::download_text("xray-predictions.csv", &csv, "text/csv")
+                                    .err()
+                                    .map(|e| format!("The CSV could not be saved: {e}")),
+                            );
                         }
                     >
                         "Download CSV"
@@ -167,6 +152,7 @@ pub fn ResultsTable() -> impl IntoView {
                     " "
                     <button on:click=move |_| state.results.set(Vec::new())>"Clear"</button>
                 </p>
+                {move || download_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
                 <table class="results">
                     <thead>
                         <tr>

@@ -6,15 +6,47 @@ use leptos::{ev, html, prelude::*};
 
 use super::{
     AppState, ModelState,
+    backend::Backend,
+    browser::{self, files_of},
     chart::{LineChart, Series},
-    engine::Backend,
     training::{self, DataStatus, Evaluation, Phase, TrainState},
 };
 use crate::ml::{class::Class, finetune::Mode};
 
-fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
-    list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
-        .unwrap_or_default()
+/// A labelled number input bound to a setting: the typed value is parsed and kept when
+/// `accept` turns it into one (clamping or refusing it); otherwise the setting stays.
+#[component]
+fn NumberInput<T>(
+    label: &'static str,
+    testid: &'static str,
+    min: &'static str,
+    max: &'static str,
+    #[prop(optional)] step: Option<&'static str>,
+    value: RwSignal<T>,
+    accept: fn(f64) -> Option<T>,
+) -> impl IntoView
+where
+    T: Clone + std::fmt::Display + Send + Sync + 'static,
+{
+    view! {
+        <label>
+            {label}
+            " "
+            <input
+                type="number"
+                min=min
+                max=max
+                step=step
+                data-testid=testid
+                prop:value=move || value.get().to_string()
+                on:change=move |ev| {
+                    if let Some(v) = event_target_value(&ev).trim().parse::<f64>().ok().and_then(accept) {
+                        value.set(v);
+                    }
+                }
+            />
+        </label>
+    }
 }
 
 fn fmt_eta(s: Option<f64>) -> String {
@@ -31,10 +63,8 @@ fn DataChooser() -> impl IntoView {
     let ts = expect_context::<TrainState>();
     let app = expect_context::<AppState>();
     let size = move || app.card.get_untracked().map_or(128, |c| c.model.input_size);
-    let busy = move || {
-        matches!(ts.status.get().phase, Phase::Running | Phase::Paused)
-            || matches!(ts.data.get(), DataStatus::Loading(..))
-    };
+    let busy =
+        move || ts.status.get().phase.active() || matches!(ts.data.get(), DataStatus::Loading(..));
     let folder_ref = NodeRef::<html::Input>::new();
     let on_folder = move |_| {
         if let Some(input) = folder_ref.get() {
@@ -94,6 +124,7 @@ fn DataChooser() -> impl IntoView {
                     on:click=move |_| {
                         training::clear_data(ts);
                         leptos::task::spawn_local(async move {
+                            // A failure is shown in the data status.
                             let _ = training::load_bundled(ts, size()).await;
                         });
                     }
@@ -143,8 +174,7 @@ fn DataChooser() -> impl IntoView {
 pub fn TrainingPanel() -> impl IntoView {
     let ts = expect_context::<TrainState>();
     let app = expect_context::<AppState>();
-    let running = move || matches!(ts.status.get().phase, Phase::Running | Phase::Paused);
-    let num = |ev: &ev::Event| event_target_value(ev).trim().parse::<f64>().ok();
+    let running = move || ts.status.get().phase.active();
     let status = move || ts.status.get();
     let fraction = move || {
         let s = status();
@@ -182,7 +212,7 @@ pub fn TrainingPanel() -> impl IntoView {
                         data-testid="train-mode"
                         prop:value=move || ts.mode.get().id()
                         on:change=move |ev| {
-                            if let Some(m) = Mode::parse(&event_target_value(&ev)) {
+                            if let Ok(m) = event_target_value(&ev).parse::<Mode>() {
                                 ts.mode.set(m);
                                 ts.lr.set(m.default_lr());
                             }
@@ -193,67 +223,39 @@ pub fn TrainingPanel() -> impl IntoView {
                         <option value="scratch">"Train from scratch"</option>
                     </select>
                 </label>
-                <label>
-                    "Epochs "
-                    <input
-                        type="number"
-                        min="1"
-                        max="50"
-                        data-testid="train-epochs"
-                        prop:value=move || ts.epochs.get().to_string()
-                        on:change=move |ev| {
-                            if let Some(v) = num(&ev) {
-                                ts.epochs.set((v as usize).clamp(1, 50));
-                            }
-                        }
-                    />
-                </label>
-                <label>
-                    "Batch size "
-                    <input
-                        type="number"
-                        min="1"
-                        max="64"
-                        data-testid="train-batch"
-                        prop:value=move || ts.batch.get().to_string()
-                        on:change=move |ev| {
-                            if let Some(v) = num(&ev) {
-                                ts.batch.set((v as usize).clamp(1, 64));
-                            }
-                        }
-                    />
-                </label>
-                <label>
-                    "Learning rate "
-                    <input
-                        type="number"
-                        min="0.000001"
-                        max="0.1"
-                        step="any"
-                        data-testid="train-lr"
-                        prop:value=move || format!("{}", ts.lr.get())
-                        on:change=move |ev| {
-                            if let Some(v) = num(&ev).filter(|v| *v > 0.0 && *v < 1.0) {
-                                ts.lr.set(v);
-                            }
-                        }
-                    />
-                </label>
-                <label>
-                    "Images per class "
-                    <input
-                        type="number"
-                        min="1"
-                        max="100000"
-                        data-testid="train-per-class"
-                        prop:value=move || ts.per_class.get().to_string()
-                        on:change=move |ev| {
-                            if let Some(v) = num(&ev) {
-                                ts.per_class.set((v as usize).max(1));
-                            }
-                        }
-                    />
-                </label>
+                <NumberInput
+                    label="Epochs"
+                    testid="train-epochs"
+                    min="1"
+                    max="50"
+                    value=ts.epochs
+                    accept=|v| Some((v as usize).clamp(1, 50))
+                />
+                <NumberInput
+                    label="Batch size"
+                    testid="train-batch"
+                    min="1"
+                    max="64"
+                    value=ts.batch
+                    accept=|v| Some((v as usize).clamp(1, 64))
+                />
+                <NumberInput
+                    label="Learning rate"
+                    testid="train-lr"
+                    min="0.000001"
+                    max="0.1"
+                    step="any"
+                    value=ts.lr
+                    accept=|v| (v > 0.0 && v < 1.0).then_some(v)
+                />
+                <NumberInput
+                    label="Images per class"
+                    testid="train-per-class"
+                    min="1"
+                    max="100000"
+                    value=ts.per_class
+                    accept=|v| Some((v as usize).max(1))
+                />
                 <label>
                     <input
                         type="checkbox"
@@ -279,7 +281,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 >
                     {move || if status().phase == Phase::Paused { "Resume" } else { "Pause" }}
                 </button>
-                <button data-testid="train-stop" disabled=move || !running() on:click=move |_| training::stop()>
+                <button data-testid="train-stop" disabled=move || !running() on:click=move |_| training::stop(ts)>
                     "Stop"
                 </button>
             </div>
@@ -295,7 +297,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 data-images-per-sec=move || format!("{:.3}", status().images_per_sec)
                 data-wasm-mb=move || format!("{:.1}", status().wasm_mb)
                 data-gpu-mb=move || status().gpu_mb.map(|m| format!("{m:.1}")).unwrap_or_default()
-                data-backend=move || status().backend
+                data-backend=move || status().backend.map_or("", Backend::id)
             >
                 <progress max="1" value=fraction aria-label="training progress"></progress>
                 <p>
@@ -500,12 +502,11 @@ pub fn TunedModel() -> impl IntoView {
     let on_download = move |_| {
         leptos::task::spawn_local(async move {
             error.set(None);
-            match training::export(ts).await {
-                Ok(export) => {
-                    let _ =
-                        super::results::click_download(&export.weights_url, "xray-finetuned.bpk");
-                }
-                Err(e) => error.set(Some(e)),
+            let saved = training::export(ts).await.and_then(|export| {
+                browser::download_url(&export.weights_url, "xray-finetuned.bpk")
+            });
+            if let Err(e) = saved {
+                error.set(Some(format!("The weights could not be saved: {e}")));
             }
         })
     };
@@ -531,11 +532,11 @@ pub fn TunedModel() -> impl IntoView {
                         .get()
                         .map(|e| {
                             view! {
-                                <a data-testid="weights-link" href=e.weights_url download="xray-finetuned.bpk">
+                                <a data-testid="weights-link" href=e.weights_url.to_string() download="xray-finetuned.bpk">
                                     {format!("xray-finetuned.bpk ({:.1} MB)", e.bytes as f64 / 1e6)}
                                 </a>
                                 " "
-                                <a data-testid="card-link" href=e.card_url download="card.json">
+                                <a data-testid="card-link" href=e.card_url.to_string() download="card.json">
                                     "card.json"
                                 </a>
                             }

@@ -7,22 +7,19 @@
 //! stop it between steps. A panic (how a lost GPU device or a failed allocation surfaces in the
 //! runtime) is reported as [`FromWorker::Failed`] before the worker dies; the page is unharmed.
 
-use std::cell::Cell;
+use std::{cell::Cell, rc::Rc};
 
 use wasm_bindgen::{JsCast, prelude::Closure};
 
 use super::{
-    engine::{self, Backend},
-    training_protocol::{
-        Control, FromWorker, Pass, StartRun, ToWorker, decode, encode, images_from_bytes,
+    backend::Backend,
+    browser, engine,
+    error::WebError,
+    protocol::{
+        Control, Failure, FromWorker, Pass, StartRun, ToWorker, decode, encode, images_from_bytes,
     },
 };
-use crate::ml::finetune::{self, Example, FineTuneError, Session};
-
-thread_local! {
-    static CONTROL: Cell<Control> = const { Cell::new(Control::Run) };
-    static BUSY: Cell<bool> = const { Cell::new(false) };
-}
+use crate::ml::finetune::{self, Example, Session};
 
 /// Validation images per forward pass.
 const EVAL_CHUNK: usize = 8;
@@ -37,7 +34,7 @@ fn post(msg: &FromWorker, parts: &[&[u8]]) {
                 web_sys::console::error_1(&e);
             }
         }
-        Err(e) => web_sys::console::error_1(&e.into()),
+        Err(e) => web_sys::console::error_1(&e.to_string().into()),
     }
 }
 
@@ -52,6 +49,7 @@ pub fn train_worker() {
         console_error_panic_hook::hook(info);
         post(
             &FromWorker::Failed {
+                kind: Failure::Runtime,
                 message: format!(
                     "the training runtime failed, so the run ended; the page and the shipped model still work. A lost GPU device or running out of GPU memory does this: a smaller batch or the CPU backend (?backend=cpu) avoids it. Detail: {info}"
                 ),
@@ -59,43 +57,33 @@ pub fn train_worker() {
             &[],
         );
     }));
-    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-        |event: web_sys::MessageEvent| match decode::<ToWorker>(&event.data()) {
-            Ok((ToWorker::Control(c), _)) => CONTROL.set(c),
-            Ok((ToWorker::Start(start), parts)) => {
-                if BUSY.replace(true) {
-                    post(
-                        &FromWorker::Failed {
-                            message: "this worker is already training".into(),
-                        },
-                        &[],
-                    );
-                    return;
-                }
-                wasm_bindgen_futures::spawn_local(async move {
-                    if let Err(message) = train(*start, parts).await {
-                        post(&FromWorker::Failed { message }, &[]);
+    // What the page last asked for; read by the run between steps.
+    let control = Rc::new(Cell::new(Control::Run));
+    let busy = Cell::new(false);
+    let on_message =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            match decode::<ToWorker>(&event.data()) {
+                Ok((ToWorker::Control(c), _)) => control.set(c),
+                Ok((ToWorker::Start(start), parts)) => {
+                    if busy.replace(true) {
+                        let e = WebError::Protocol("this worker is already training".into());
+                        post(&FromWorker::failed(&e), &[]);
+                        return;
                     }
-                });
+                    let control = control.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Err(e) = train(*start, parts, &control).await {
+                            post(&FromWorker::failed(&e), &[]);
+                        }
+                    });
+                }
+                Err(e) => post(&FromWorker::failed(&e), &[]),
             }
-            Err(message) => post(&FromWorker::Failed { message }, &[]),
-        },
-    );
+        });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     // The worker lives as long as its handler.
     on_message.forget();
     post(&FromWorker::Ready, &[]);
-}
-
-/// A failure in words. A failed read is how a lost GPU device, or one out of memory, shows.
-fn explain(e: FineTuneError) -> String {
-    match e {
-        FineTuneError::Read(detail) => format!(
-            "the GPU stopped answering (it was lost, reset or out of memory), so the run ended; the page and the shipped model still work. Train again, with a smaller batch, or on the CPU (?backend=cpu). Detail: {}",
-            detail.lines().next().unwrap_or_default()
-        ),
-        e => e.to_string(),
-    }
 }
 
 /// What the GPU runtime holds on `device`, MB (`None` on the CPU backend).
@@ -106,7 +94,11 @@ fn gpu_mb(backend: Backend, device: &burn::prelude::Device) -> Option<f64> {
         .map(|u| u.bytes_reserved as f64 / 1e6)
 }
 
-async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
+async fn train(
+    start: StartRun,
+    parts: Vec<Vec<u8>>,
+    control: &Cell<Control>,
+) -> Result<(), WebError> {
     let StartRun {
         card,
         settings,
@@ -116,14 +108,16 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
     } = start;
     let [base, tune, val]: [Vec<u8>; 3] = parts
         .try_into()
-        .map_err(|_| "the start message lacks its data")?;
+        .map_err(|_| WebError::Protocol("the start message lacks its data".into()))?;
     let pixels = card.model.input_size * card.model.input_size;
     let tune = images_from_bytes(&tune, pixels)?;
     let val = images_from_bytes(&val, pixels)?;
     if tune.len() != tune_labels.len() || val.len() != n_val {
-        return Err("the start message's images and labels do not match".into());
+        return Err(WebError::Protocol(
+            "the start message's images and labels do not match".into(),
+        ));
     }
-    let asked = Backend::parse(&backend).ok_or("unknown backend")?;
+    let asked = backend;
     // A browser may offer WebGPU to pages but not to workers.
     let (backend, device, fallback) = match engine::device(asked).await {
         Ok(device) => (asked, device, None),
@@ -149,15 +143,14 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
         settings,
         examples,
         &device,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     post(
         &FromWorker::Started {
-            backend: backend.id().into(),
+            backend,
             fallback,
             steps_per_epoch: session.steps_per_epoch(),
             total_steps: session.total_steps(),
-            wasm_mb: engine::wasm_memory_mb(),
+            wasm_mb: browser::wasm_memory_mb(),
         },
         &[],
     );
@@ -176,8 +169,7 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
                     card.model.input_size,
                     device,
                 )
-                .await
-                .map_err(explain)?;
+                .await?;
                 probs.extend(p);
                 post(
                     &FromWorker::Evaluating {
@@ -186,7 +178,7 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
                     },
                     &[],
                 );
-                engine::yield_now().await;
+                browser::yield_now().await;
             }
             post(
                 &FromWorker::Probabilities {
@@ -197,7 +189,7 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
                 },
                 &[],
             );
-            Ok::<_, String>(())
+            Ok::<_, WebError>(())
         }
     };
 
@@ -205,23 +197,23 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
     let mut evaluated_at = 0;
     let mut stopped = false;
     while !session.finished() {
-        match CONTROL.get() {
+        match control.get() {
             Control::Stop => {
                 stopped = true;
                 break;
             }
             Control::Pause => {
                 post(&FromWorker::Paused, &[]);
-                while CONTROL.get() == Control::Pause {
-                    engine::sleep_ms(100).await;
+                while control.get() == Control::Pause {
+                    browser::sleep_ms(100).await;
                 }
                 post(&FromWorker::Resumed, &[]);
                 continue;
             }
             Control::Run => {}
         }
-        let t0 = engine::now_ms();
-        let r = session.train_step().await.map_err(explain)?;
+        let t0 = browser::now_ms();
+        let r = session.train_step().await?;
         post(
             &FromWorker::Step {
                 step: session.step(),
@@ -230,8 +222,8 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
                 correct: r.correct,
                 seen: r.seen,
                 epoch_finished: r.epoch_finished,
-                ms: engine::now_ms() - t0,
-                wasm_mb: engine::wasm_memory_mb(),
+                ms: browser::now_ms() - t0,
+                wasm_mb: browser::wasm_memory_mb(),
                 gpu_mb: gpu_mb(backend, &device),
             },
             &[],
@@ -241,18 +233,18 @@ async fn train(start: StartRun, parts: Vec<Vec<u8>>) -> Result<(), String> {
             evaluated_at = session.step();
         }
         // Lets the pause and stop messages in.
-        engine::yield_now().await;
+        browser::yield_now().await;
     }
     if evaluated_at != session.step() {
         evaluate(&session, Pass::Final).await?;
     }
-    let weights = session.weights().await.map_err(explain)?;
+    let weights = session.weights().await?;
     post(
         &FromWorker::Done {
             stopped,
             step: session.step(),
             epoch: session.epoch(),
-            wasm_mb: engine::wasm_memory_mb(),
+            wasm_mb: browser::wasm_memory_mb(),
         },
         &[&weights],
     );

@@ -4,9 +4,16 @@
 //! its large binary payloads (pixels, weights) as `Uint8Array`s, whose buffers are transferred
 //! rather than copied.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use wasm_bindgen::{JsCast, JsValue};
+use serde::{Deserialize, Serialize};
 
+#[cfg(target_arch = "wasm32")]
+use {
+    super::browser,
+    serde::de::DeserializeOwned,
+    wasm_bindgen::{JsCast, JsValue},
+};
+
+use super::{backend::Backend, error::WebError};
 use crate::ml::{card::ModelCard, finetune::Settings};
 
 /// What the page asks of a running session.
@@ -28,8 +35,8 @@ pub struct StartRun {
     pub card: ModelCard,
     /// Settings of the run.
     pub settings: Settings,
-    /// `webgpu` or `cpu`.
-    pub backend: String,
+    /// Where to train.
+    pub backend: Backend,
     /// Labels of the fine-tuning images (true for PNEUMONIA), in pixel order.
     pub tune_labels: Vec<bool>,
     /// Validation images.
@@ -63,8 +70,8 @@ pub enum FromWorker {
     Ready,
     /// The session is built.
     Started {
-        /// `webgpu` or `cpu`: the backend it trains on.
-        backend: String,
+        /// The backend it trains on.
+        backend: Backend,
         /// Why that is not the backend asked for, if it is not.
         fallback: Option<String>,
         /// Steps in one epoch.
@@ -130,14 +137,70 @@ pub enum FromWorker {
     },
     /// The run failed; the message says why in words.
     Failed {
-        /// What went wrong.
+        /// What kind of failure.
+        kind: Failure,
+        /// What went wrong, for the visitor.
         message: String,
     },
 }
 
+/// The kinds of [`FromWorker::Failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    /// A device read failed: the GPU was lost, reset or ran out of memory.
+    DeviceLost,
+    /// The runtime panicked (a failed allocation, a lost device inside a kernel launch).
+    Runtime,
+    /// The run could not start or go on (settings, data, a diverging loss).
+    Training,
+    /// A message that is not what the protocol says.
+    Protocol,
+}
+
+impl FromWorker {
+    /// The failure message for `e`.
+    pub fn failed(e: &WebError) -> Self {
+        FromWorker::Failed {
+            kind: match e {
+                WebError::DeviceLost(_) => Failure::DeviceLost,
+                WebError::Protocol(_) => Failure::Protocol,
+                _ => Failure::Training,
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Little-endian bytes of `values`.
+pub fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
+    values.into_iter().flat_map(f32::to_le_bytes).collect()
+}
+
+/// `values` from little-endian bytes, cut into images of `pixels` values.
+pub fn images_from_bytes(bytes: &[u8], pixels: usize) -> Result<Vec<Vec<f32>>, WebError> {
+    if pixels == 0 || !bytes.len().is_multiple_of(4 * pixels) {
+        return Err(WebError::Protocol(format!(
+            "{} bytes are not whole images of {pixels} pixels",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4 * pixels)
+        .map(|img| {
+            img.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect())
+}
+
 /// Packs a message and its parts; returns it and the list of buffers to transfer.
-pub fn encode<T: Serialize>(msg: &T, parts: &[&[u8]]) -> Result<(JsValue, js_sys::Array), String> {
-    let json = serde_json::to_string(msg).map_err(|e| e.to_string())?;
+#[cfg(target_arch = "wasm32")]
+pub fn encode<T: Serialize>(
+    msg: &T,
+    parts: &[&[u8]],
+) -> Result<(JsValue, js_sys::Array), WebError> {
+    let json = serde_json::to_string(msg).map_err(|e| WebError::Protocol(e.to_string()))?;
     let obj = js_sys::Object::new();
     let arrays = js_sys::Array::new();
     let transfer = js_sys::Array::new();
@@ -146,18 +209,22 @@ pub fn encode<T: Serialize>(msg: &T, parts: &[&[u8]]) -> Result<(JsValue, js_sys
         transfer.push(&a.buffer());
         arrays.push(&a);
     }
-    js_sys::Reflect::set(&obj, &"json".into(), &json.into()).map_err(super::engine::error_text)?;
-    js_sys::Reflect::set(&obj, &"parts".into(), &arrays).map_err(super::engine::error_text)?;
+    js_sys::Reflect::set(&obj, &"json".into(), &json.into())
+        .map_err(|e| WebError::Browser(browser::error_text(e)))?;
+    js_sys::Reflect::set(&obj, &"parts".into(), &arrays)
+        .map_err(|e| WebError::Browser(browser::error_text(e)))?;
     Ok((obj.into(), transfer))
 }
 
 /// Unpacks a message made by [`encode`].
-pub fn decode<T: DeserializeOwned>(data: &JsValue) -> Result<(T, Vec<Vec<u8>>), String> {
+#[cfg(target_arch = "wasm32")]
+pub fn decode<T: DeserializeOwned>(data: &JsValue) -> Result<(T, Vec<Vec<u8>>), WebError> {
     let json = js_sys::Reflect::get(data, &"json".into())
         .ok()
         .and_then(|j| j.as_string())
-        .ok_or("a message without its text")?;
-    let msg = serde_json::from_str(&json).map_err(|e| format!("a garbled message: {e}"))?;
+        .ok_or_else(|| WebError::Protocol("a message without its text".into()))?;
+    let msg = serde_json::from_str(&json)
+        .map_err(|e| WebError::Protocol(format!("a garbled message: {e}")))?;
     let parts = js_sys::Reflect::get(data, &"parts".into())
         .ok()
         .and_then(|p| p.dyn_into::<js_sys::Array>().ok())
@@ -168,27 +235,4 @@ pub fn decode<T: DeserializeOwned>(data: &JsValue) -> Result<(T, Vec<Vec<u8>>), 
         })
         .unwrap_or_default();
     Ok((msg, parts))
-}
-
-/// Little-endian bytes of `values`.
-pub fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
-    values.into_iter().flat_map(f32::to_le_bytes).collect()
-}
-
-/// `values` from little-endian bytes, cut into images of `pixels` values.
-pub fn images_from_bytes(bytes: &[u8], pixels: usize) -> Result<Vec<Vec<f32>>, String> {
-    if pixels == 0 || !bytes.len().is_multiple_of(4 * pixels) {
-        return Err(format!(
-            "{} bytes are not whole images of {pixels} pixels",
-            bytes.len()
-        ));
-    }
-    Ok(bytes
-        .chunks_exact(4 * pixels)
-        .map(|img| {
-            img.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        })
-        .collect())
 }
