@@ -1,4 +1,4 @@
-// The training worker (src/web/training_worker.rs): the app's own wasm, started in a dedicated
+// The training worker (src/web/worker.rs): the app's own wasm, started in a dedicated
 // worker so that training never holds up the page. Paths are relative to this file.
 import init, { train_worker } from "../xray-web.js";
 
