@@ -340,6 +340,11 @@ fn predict_json_handles_the_whole_hostile_corpus() {
             corpus::Expect::Ood => {
                 assert_eq!(line["ood"], true, "{}: {line}", case.name);
                 assert!(line["ood_reason"].is_string(), "{line}");
+                let kind = line["ood_kind"].as_str().unwrap_or_default();
+                assert!(
+                    ["colour", "uniform", "layout", "content"].contains(&kind),
+                    "{line}"
+                );
             }
             corpus::Expect::Refused(text) => {
                 let error = line["error"].as_str().unwrap_or_default();

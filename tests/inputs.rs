@@ -49,7 +49,7 @@ fn every_encoding_agrees_and_every_hostile_file_is_refused() {
                 report.push(format!(
                     "{}: ood ({})",
                     case.name,
-                    a.ood.unwrap_or_default()
+                    a.ood.map(|r| r.to_string()).unwrap_or_default()
                 ));
             }
             (Expect::Refused(text), Err(e)) => {

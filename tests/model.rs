@@ -1,4 +1,5 @@
-//! The model: shapes for each depth, weights round trip (f32 exact, f16 close), a training step
+//! The model: shapes for each depth, weights round trip (f32 exact, f16 close, both kinds of
+//! block under torchvision names, the shipped file), a training step
 //! that lowers the loss on real X-rays, and wgpu agreeing with the CPU.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
@@ -83,6 +84,81 @@ fn weights_round_trip() {
     let other = ResNetConfig::new(Depth::Resnet18, 16, 64);
     assert!(weights::from_bytes(f16_bytes, &other, &device).is_err());
     assert!(weights::from_bytes(b"not weights".to_vec(), &config, &device).is_err());
+}
+
+/// The names in the file, sorted.
+fn stored_names(bytes: &[u8]) -> Vec<String> {
+    let reader =
+        burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec())).unwrap();
+    let mut names: Vec<String> = reader
+        .tensor_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn both_kinds_of_block_round_trip_under_torchvision_names() {
+    let device = Device::flex();
+    let x = random_batch(2, 64, 5);
+    let mut files = Vec::new();
+    for depth in [Depth::Resnet18, Depth::Resnet50] {
+        let config = ResNetConfig::new(depth, 8, 64);
+        let model = config.init(&device).valid();
+        let bytes = weights::to_bytes(&model, Precision::F32).unwrap();
+        let names = stored_names(&bytes);
+        // The block's kind is in the type, not in the stored name.
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.contains("Basic") && !n.contains("Bottleneck")),
+            "{names:?}"
+        );
+        assert!(names.contains(&"stages.1.blocks.0.conv1.weight".to_string()));
+        assert!(names.contains(&"stages.1.blocks.0.downsample.conv.weight".to_string()));
+        assert_eq!(
+            names.contains(&"stages.1.blocks.0.conv3.weight".to_string()),
+            depth == Depth::Resnet50,
+            "{depth:?}"
+        );
+        let loaded = weights::from_bytes(bytes.clone(), &config, &device)
+            .unwrap()
+            .valid();
+        assert_eq!(
+            logits(&loaded, &x, 64, &device),
+            logits(&model, &x, 64, &device),
+            "{depth:?}"
+        );
+        files.push((config, bytes));
+    }
+    // A file of one kind of block does not load into the other.
+    assert!(weights::from_bytes(files[1].1.clone(), &files[0].0, &device).is_err());
+    assert!(weights::from_bytes(files[0].1.clone(), &files[1].0, &device).is_err());
+}
+
+#[test]
+fn the_shipped_weights_load_under_their_stored_names() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/public/model/");
+    let bytes = std::fs::read(format!("{dir}model.bpk")).unwrap();
+    let card: xray_web::ml::card::ModelCard =
+        serde_json::from_slice(&std::fs::read(format!("{dir}card.json")).unwrap()).unwrap();
+    let names = stored_names(&bytes);
+    assert!(names.contains(&"stages.0.blocks.0.conv1.weight".to_string()));
+    assert!(names.contains(&"fc.weight".to_string()));
+    let model = weights::from_bytes(bytes, &card.model, &Device::flex()).unwrap();
+    let size = card.model.input_size;
+    assert_eq!(
+        logits(
+            &model.valid(),
+            &random_batch(1, size, 9),
+            size,
+            &Device::flex()
+        )
+        .len(),
+        2
+    );
 }
 
 /// Loads `n` bundled real X-rays of each class.

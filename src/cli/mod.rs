@@ -180,9 +180,12 @@ pub enum PredictLine {
         uncertain: bool,
         /// Whether it does not look like a chest X-ray.
         ood: bool,
-        /// Why, when `ood`.
+        /// Why, when `ood`, in words.
         #[serde(skip_serializing_if = "Option::is_none")]
         ood_reason: Option<String>,
+        /// Which criterion tripped, when `ood`: `colour`, `uniform`, `layout` or `content`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ood_kind: Option<&'static str>,
         /// The format read (sniffed from the bytes).
         format: &'static str,
         /// Non-identifying DICOM attributes, for DICOM files.
@@ -214,7 +217,8 @@ pub fn predict(classifier: &Classifier, files: &[PathBuf]) -> Vec<PredictLine> {
                     p_pneumonia: a.prediction.p_pneumonia,
                     uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
                     ood: a.ood.is_some(),
-                    ood_reason: a.ood,
+                    ood_reason: a.ood.map(|r| r.to_string()),
+                    ood_kind: a.ood.map(|r| r.kind()),
                     format: a.format,
                     dicom: a.dicom,
                 },

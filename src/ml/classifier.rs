@@ -28,7 +28,7 @@ pub struct Analysis {
     /// The prediction.
     pub prediction: Prediction,
     /// Why it does not look like a chest X-ray, if it does not.
-    pub ood: Option<String>,
+    pub ood: Option<ood::OodReason>,
     /// What a DICOM file says about the image.
     pub dicom: Option<DicomInfo>,
     /// The format read.

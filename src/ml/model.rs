@@ -154,18 +154,52 @@ pub struct Downsample {
     bn: BatchNorm,
 }
 
-/// A BasicBlock (two 3×3 convolutions) or, when `conv3` is present, a Bottleneck
-/// (1×1, 3×3, 1×1 with expansion 4).
+/// A BasicBlock: two 3×3 convolutions, the first with the block's stride (ResNet-18/34).
 #[derive(Module, Debug)]
-pub struct Block {
+pub struct BasicBlock {
     conv1: Conv2d,
     bn1: BatchNorm,
     conv2: Conv2d,
     bn2: BatchNorm,
-    conv3: Option<Conv2d>,
-    bn3: Option<BatchNorm>,
     downsample: Option<Downsample>,
     relu: Relu,
+}
+
+/// A Bottleneck: 1×1 down to `planes`, 3×3 with the block's stride, 1×1 up to `4 · planes`
+/// (ResNet-50).
+#[derive(Module, Debug)]
+pub struct Bottleneck {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    conv3: Conv2d,
+    bn3: BatchNorm,
+    downsample: Option<Downsample>,
+    relu: Relu,
+}
+
+/// A residual block. The kind is in the type, so a Bottleneck cannot lose its third
+/// convolution or batch norm and a BasicBlock cannot gain one. Burn names the variant in the
+/// module path (`blocks.0.Basic.conv1`); the weights file leaves it out (`weights.rs`).
+#[derive(Module, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few hundred bytes per block, at most 16 blocks; Burn's Module has no Box"
+)]
+pub enum Block {
+    /// Two 3×3 convolutions.
+    Basic(BasicBlock),
+    /// 1×1, 3×3, 1×1 with expansion 4.
+    Bottleneck(Bottleneck),
+}
+
+/// The shortcut: the input itself, or its 1×1 projection where the shape changes.
+fn shortcut(downsample: &Option<Downsample>, x: Tensor<4>) -> Tensor<4> {
+    match downsample {
+        Some(d) => d.bn.forward(d.conv.forward(x)),
+        None => x,
+    }
 }
 
 impl Block {
@@ -176,27 +210,25 @@ impl Block {
             bn: BatchNormConfig::new(out_ch).init(device),
         });
         if bottleneck {
-            Block {
+            Block::Bottleneck(Bottleneck {
                 conv1: conv(in_ch, planes, 1, 1, device),
                 bn1: BatchNormConfig::new(planes).init(device),
                 conv2: conv(planes, planes, 3, stride, device),
                 bn2: BatchNormConfig::new(planes).init(device),
-                conv3: Some(conv(planes, out_ch, 1, 1, device)),
-                bn3: Some(BatchNormConfig::new(out_ch).init(device)),
+                conv3: conv(planes, out_ch, 1, 1, device),
+                bn3: BatchNormConfig::new(out_ch).init(device),
                 downsample,
                 relu: Relu::new(),
-            }
+            })
         } else {
-            Block {
+            Block::Basic(BasicBlock {
                 conv1: conv(in_ch, planes, 3, stride, device),
                 bn1: BatchNormConfig::new(planes).init(device),
                 conv2: conv(planes, planes, 3, 1, device),
                 bn2: BatchNormConfig::new(planes).init(device),
-                conv3: None,
-                bn3: None,
                 downsample,
                 relu: Relu::new(),
-            }
+            })
         }
     }
 
@@ -204,17 +236,21 @@ impl Block {
     /// - input `[batch, in_ch, h, w]`
     /// - output `[batch, out_ch, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
-            None => x.clone(),
-        };
-        let out = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
-        let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(self.relu.forward(out))),
-            _ => out,
-        };
-        self.relu.forward(out + identity)
+        match self {
+            Block::Basic(b) => {
+                let identity = shortcut(&b.downsample, x.clone());
+                let out = b.relu.forward(b.bn1.forward(b.conv1.forward(x)));
+                let out = b.bn2.forward(b.conv2.forward(out));
+                b.relu.forward(out + identity)
+            }
+            Block::Bottleneck(b) => {
+                let identity = shortcut(&b.downsample, x.clone());
+                let out = b.relu.forward(b.bn1.forward(b.conv1.forward(x)));
+                let out = b.relu.forward(b.bn2.forward(b.conv2.forward(out)));
+                let out = b.bn3.forward(b.conv3.forward(out));
+                b.relu.forward(out + identity)
+            }
+        }
     }
 }
 

@@ -157,7 +157,77 @@ pub fn main_axes(rows: &[Vec<f32>], k: usize) -> Vec<Vec<f32>> {
     axes
 }
 
-/// Why an image does not look like a chest X-ray, or `None` when it does.
+/// Why an image does not look like a chest X-ray: the criterion that tripped, with the value
+/// measured and the limit it crossed. `Display` gives the sentence the page and the CLI show.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OodReason {
+    /// Mean colourfulness above the limit: X-rays are grayscale.
+    Colour {
+        /// Measured colourfulness.
+        colourfulness: f32,
+        /// The card's `max_colour`.
+        limit: f32,
+    },
+    /// Standard deviation of the model input below the floor.
+    Uniform {
+        /// Measured contrast.
+        contrast: f32,
+        /// The card's `min_contrast`.
+        limit: f32,
+    },
+    /// The 16×16 layout is far from the training images'.
+    Layout {
+        /// Root mean square z-score.
+        score: f32,
+        /// The card's `max_layout`.
+        limit: f32,
+    },
+    /// The pooled features are far from anything seen in training.
+    Content {
+        /// Residual off the main axes.
+        distance: f32,
+        /// The card's `max_distance`.
+        limit: f32,
+    },
+}
+
+impl OodReason {
+    /// The criterion's short name: `colour`, `uniform`, `layout` or `content`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Colour { .. } => "colour",
+            Self::Uniform { .. } => "uniform",
+            Self::Layout { .. } => "layout",
+            Self::Content { .. } => "content",
+        }
+    }
+}
+
+impl std::fmt::Display for OodReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Colour { colourfulness, .. } => write!(
+                f,
+                "it is a colour image (colourfulness {colourfulness:.2}); X-rays are grayscale"
+            ),
+            Self::Uniform { contrast, .. } => {
+                write!(f, "it is almost uniform (contrast {contrast:.3})")
+            }
+            Self::Layout { score, limit } => write!(
+                f,
+                "its layout is unlike a frontal chest X-ray (score {score:.2}, limit {limit:.2})"
+            ),
+            Self::Content { distance, limit } => write!(
+                f,
+                "its content is unlike the chest X-rays the model was trained on (distance {distance:.2}, limit {limit:.2})"
+            ),
+        }
+    }
+}
+
+/// Why an image does not look like a chest X-ray, or `None` when it does. The criteria are
+/// tried in the order of the module doc; the first that trips is the reason.
 ///
 /// - `colour`: the decoded image's colourfulness
 /// - `unit`: the model input in [0, 1], before standardisation
@@ -167,32 +237,34 @@ pub fn check(
     colour: f32,
     unit: &[f32],
     features: &[f32],
-) -> Option<String> {
+) -> Option<OodReason> {
     let max_colour = model.map_or(DEFAULT_MAX_COLOUR, |m| m.max_colour);
     let min_contrast = model.map_or(DEFAULT_MIN_CONTRAST, |m| m.min_contrast);
     if colour > max_colour {
-        return Some(format!(
-            "it is a colour image (colourfulness {colour:.2}); X-rays are grayscale"
-        ));
+        return Some(OodReason::Colour {
+            colourfulness: colour,
+            limit: max_colour,
+        });
     }
     let c = contrast(unit);
     if c < min_contrast {
-        return Some(format!("it is almost uniform (contrast {c:.3})"));
+        return Some(OodReason::Uniform {
+            contrast: c,
+            limit: min_contrast,
+        });
     }
     let m = model?;
     let l = m.layout_score(unit);
     if l > m.max_layout {
-        return Some(format!(
-            "its layout is unlike a frontal chest X-ray (score {l:.2}, limit {:.2})",
-            m.max_layout
-        ));
+        return Some(OodReason::Layout {
+            score: l,
+            limit: m.max_layout,
+        });
     }
     let d = m.distance(features);
-    (d > m.max_distance).then(|| {
-        format!(
-            "its content is unlike the chest X-rays the model was trained on (distance {d:.2}, limit {:.2})",
-            m.max_distance
-        )
+    (d > m.max_distance).then_some(OodReason::Content {
+        distance: d,
+        limit: m.max_distance,
     })
 }
 
@@ -232,28 +304,53 @@ mod tests {
         let m = model();
         let textured: Vec<f32> = (0..100).map(|i| (i % 10) as f32 / 10.0).collect();
         assert_eq!(check(Some(&m), 0.0, &textured, &[0.5, 1.0]), None);
-        assert!(
-            check(Some(&m), 0.3, &textured, &[0.5, 1.0])
-                .unwrap()
-                .contains("colour")
+        assert_eq!(
+            check(Some(&m), 0.3, &textured, &[0.5, 1.0]),
+            Some(OodReason::Colour {
+                colourfulness: 0.3,
+                limit: 0.05
+            })
         );
-        assert!(
-            check(Some(&m), 0.0, &[0.5; 100], &[0.5, 1.0])
-                .unwrap()
-                .contains("uniform")
-        );
+        assert!(matches!(
+            check(Some(&m), 0.0, &[0.5; 100], &[0.5, 1.0]),
+            Some(OodReason::Uniform { contrast, .. }) if contrast == 0.0
+        ));
         // Along the main axis: not flagged; across it: flagged.
         assert_eq!(check(Some(&m), 0.0, &textured, &[10.0, 1.0]), None);
-        assert!(
-            check(Some(&m), 0.0, &textured, &[0.0, 21.0])
-                .unwrap()
-                .contains("unlike")
-        );
+        assert!(matches!(
+            check(Some(&m), 0.0, &textured, &[0.0, 21.0]),
+            Some(OodReason::Content { distance, limit: 3.0 }) if distance > 3.0
+        ));
         // Without a fitted model the feature and layout tests are skipped.
         assert_eq!(check(None, 0.0, &textured, &[0.0, 21.0]), None);
         assert!((m.distance(&[5.0, 3.0]) - (0.5f32).sqrt()).abs() < 1e-6);
         let axes = main_axes(&[vec![1.0, 0.1], vec![-1.0, -0.1], vec![2.0, 0.2]], 1);
         assert!((axes[0][0].abs() - 0.995).abs() < 0.01, "{axes:?}");
         assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+    }
+
+    #[test]
+    fn reasons_read_as_sentences_and_round_trip() {
+        let r = OodReason::Layout {
+            score: 4.25,
+            limit: 3.5,
+        };
+        assert_eq!(
+            r.to_string(),
+            "its layout is unlike a frontal chest X-ray (score 4.25, limit 3.50)"
+        );
+        assert_eq!(r.kind(), "layout");
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"kind":"layout","score":4.25,"limit":3.5}"#);
+        assert_eq!(serde_json::from_str::<OodReason>(&json).unwrap(), r);
+        let colour = OodReason::Colour {
+            colourfulness: 0.31,
+            limit: 0.08,
+        };
+        assert!(
+            colour
+                .to_string()
+                .contains("colour image (colourfulness 0.31)")
+        );
     }
 }

@@ -4,6 +4,11 @@
 //! Burn tool can read it; this module only adds the choice of storage precision (f16 for the
 //! shipped weights, f32 for checkpoints) and an async export for WebGPU, where a synchronous
 //! tensor read is not allowed. Loading casts whatever precision is stored to the model's own.
+//!
+//! The stored names are the module paths without the names of enum variants: a block's first
+//! convolution is `stages.1.blocks.0.conv1.weight` whichever kind of block it is (Burn's own
+//! path would be `stages.1.blocks.0.Basic.conv1.weight`). That keeps the names torchvision
+//! uses, and every file written before the block became an enum loads unchanged.
 
 use burn::{
     module::{Module, ModuleVisitor, Param, ParamId},
@@ -84,19 +89,51 @@ struct Entry {
     value: Tensor<1>,
 }
 
+/// A module path as it is walked: each part, and whether it names an enum's variant.
+#[derive(Default)]
+struct Path(Vec<(String, bool)>);
+
+impl Path {
+    fn enter(&mut self, name: &str, container_type: &str) {
+        self.0
+            .push((name.to_string(), container_type.starts_with("Enum:")));
+    }
+
+    fn exit(&mut self) {
+        self.0.pop();
+    }
+
+    /// The name in the file: variants left out.
+    fn stored(&self) -> String {
+        let parts: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(_, variant)| !variant)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        parts.join(".")
+    }
+
+    /// Burn's module path, variants included.
+    fn module(&self) -> String {
+        let parts: Vec<&str> = self.0.iter().map(|(name, _)| name.as_str()).collect();
+        parts.join(".")
+    }
+}
+
 #[derive(Default)]
 struct Collect {
-    path: Vec<String>,
+    path: Path,
     entries: Vec<Entry>,
 }
 
 impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+        self.path.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -104,11 +141,32 @@ impl ModuleVisitor for Collect {
         let shape = value.dims().to_vec();
         let n: usize = shape.iter().product();
         self.entries.push(Entry {
-            path: self.path.join("."),
+            path: self.path.stored(),
             id: param.id,
             shape,
             value: value.reshape([n]),
         });
+    }
+}
+
+/// Maps each stored name of a model's parameters to its module path.
+#[derive(Default)]
+struct Names {
+    path: Path,
+    names: std::collections::HashMap<String, String>,
+}
+
+impl ModuleVisitor for Names {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
+        self.names.insert(self.path.stored(), self.path.module());
     }
 }
 
@@ -171,11 +229,28 @@ pub fn from_bytes(
     config: &ResNetConfig,
     device: &Device,
 ) -> Result<ResNet, WeightsError> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+    let format = |e: burn_pack::Error| WeightsError::Format(e.to_string());
+    let model = config.init(device);
+    let mut names = Names::default();
+    model.visit(&mut names);
+    // Stored names back to module paths; a name the model lacks stays as it is and is
+    // reported as unused by the load.
+    let mut tensors = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(format)?
+        .into_tensors()
+        .map_err(format)?;
+    for t in &mut tensors {
+        if let Some(path) = names.names.get(&t.name) {
+            t.name.clone_from(path);
+        }
+    }
+    let renamed = burn_pack::Writer::new(tensors)
+        .into_bytes()
+        .map_err(format)?;
+    let record = ModuleRecord::from_bytes(renamed)
         .map_err(|e| WeightsError::Format(e.to_string()))?
         .cast_to_module_dtype();
-    config
-        .init(device)
+    model
         .try_load_record(record)
         .map_err(|e| WeightsError::Mismatch {
             model: config.name(),

@@ -55,7 +55,7 @@ pub struct ResultRow {
     /// The fine-tuned model's prediction on the same image, when there is one.
     pub tuned: Option<crate::ml::classifier::Prediction>,
     /// Why it does not look like a chest X-ray, if it does not.
-    pub ood: Option<String>,
+    pub ood: Option<crate::ml::ood::OodReason>,
     /// Non-identifying DICOM attributes, for DICOM files.
     pub dicom: Option<String>,
     /// Format read.

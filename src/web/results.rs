@@ -61,6 +61,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             data-backend=row.backend
             data-ms=format!("{:.2}", row.ms)
             data-ood=row.ood.is_some().to_string()
+            data-ood-kind=row.ood.map(|r| r.kind())
             data-format=row.format
             data-tuned-label=row.tuned.as_ref().map(|t| t.label.name())
             data-tuned-p-pneumonia=row.tuned.as_ref().map(|t| format!("{:.6}", t.p_pneumonia))
@@ -81,7 +82,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
                         "Uncertain: too close to the threshold to call; needs a reader."
                     </span>
                 })}
-                {row.ood.clone().map(|why| view! {
+                {row.ood.map(|why| view! {
                     <span class="ood" role="note" data-testid="ood-warning">
                         {format!("⚠ This does not look like a chest X-ray: {why}. The result is meaningless for it.")}
                     </span>
