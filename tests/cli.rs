@@ -5,13 +5,14 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;
+mod support;
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
 };
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/public/samples");
+use support::shipped;
 
 fn xray(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_xray"))
@@ -24,18 +25,11 @@ fn xray(args: &[&str]) -> Output {
     out
 }
 
+/// The gallery's X-rays: (path, label).
 fn samples() -> Vec<(String, String)> {
-    let manifest: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(format!("{SAMPLES}/manifest.json")).unwrap())
-            .unwrap();
-    manifest
-        .iter()
-        .map(|s| {
-            (
-                format!("{SAMPLES}/{}", s["file"].as_str().unwrap()),
-                s["label"].as_str().unwrap().to_string(),
-            )
-        })
+    shipped::samples()
+        .into_iter()
+        .map(|s| (s.path, s.label.to_string()))
         .collect()
 }
 

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::{
     future::Future,
     pin::pin,
@@ -12,8 +14,8 @@ use std::{
 };
 
 use burn::prelude::*;
+use support::shipped::{self, card};
 use xray_web::ml::{
-    card::ModelCard,
     finetune::{self, Example, FineTuneError, Mode, Session, Settings},
     preprocess,
     subset::{Part, SubsetManifest},
@@ -29,15 +31,6 @@ fn block_on<F: Future>(f: F) -> F::Output {
             return v;
         }
     }
-}
-
-fn card() -> ModelCard {
-    let text = std::fs::read_to_string("public/model/card.json").expect("shipped card");
-    serde_json::from_str(&text).expect("card parses")
-}
-
-fn shipped_weights(card: &ModelCard) -> Vec<u8> {
-    std::fs::read(format!("public/model/{}", card.weights)).expect("shipped weights")
 }
 
 /// The bundled subset, decoded: (fine-tuning part, validation part).
@@ -84,7 +77,7 @@ fn bundle_is_balanced_disjoint_and_outside_the_gallery() {
     };
     let (t, v) = (sources(Part::Train), sources(Part::Val));
     assert!(t.iter().all(|s| !v.contains(s)), "a file is in both parts");
-    let gallery = std::fs::read_to_string("public/samples/manifest.json").expect("gallery");
+    let gallery: Vec<String> = shipped::samples().into_iter().map(|s| s.source).collect();
     assert!(
         manifest.images.iter().all(|i| !gallery.contains(&i.source)),
         "a gallery image is in the bundle"
@@ -140,7 +133,7 @@ fn head_mode_trains_only_the_head_and_weights_round_trip() {
     };
     let mut session = Session::new(
         &card.model,
-        Some(shipped_weights(&card)),
+        Some(shipped::weights()),
         card.normalization,
         settings,
         balanced(&tune, 8),
@@ -210,7 +203,7 @@ fn shipped_model_is_strong_on_the_bundled_validation_part() {
     let card = card();
     let device = Device::flex();
     let (_, val, _) = bundle();
-    let model = weights::from_bytes(shipped_weights(&card), &card.model, &device)
+    let model = weights::from_bytes(shipped::weights(), &card.model, &device)
         .expect("weights")
         .valid();
     let imgs: Vec<&[f32]> = val.iter().map(|e| e.pixels.as_slice()).collect();

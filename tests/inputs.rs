@@ -8,16 +8,15 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;
+mod support;
 
 use burn::prelude::*;
 use corpus::Expect;
-use xray_web::ml::{card::ModelCard, classifier::Classifier, preprocess};
+use support::shipped;
+use xray_web::ml::{classifier::Classifier, preprocess};
 
 fn classifier() -> Classifier {
-    let card: ModelCard =
-        serde_json::from_str(&std::fs::read_to_string("public/model/card.json").unwrap()).unwrap();
-    let weights = std::fs::read(format!("public/model/{}", card.weights)).unwrap();
-    Classifier::load(card, weights, Device::flex()).unwrap()
+    Classifier::load(shipped::card(), shipped::weights(), Device::flex()).unwrap()
 }
 
 #[test]

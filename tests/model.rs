@@ -4,8 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use burn::{optim::AdamWConfig, prelude::*};
+use support::shipped;
 use xray_web::ml::{
+    class::CLASSES,
     model::{Depth, ResNetConfig},
     preprocess::{self, Normalization},
     train,
@@ -140,10 +144,8 @@ fn both_kinds_of_block_round_trip_under_torchvision_names() {
 
 #[test]
 fn the_shipped_weights_load_under_their_stored_names() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/public/model/");
-    let bytes = std::fs::read(format!("{dir}model.bpk")).unwrap();
-    let card: xray_web::ml::card::ModelCard =
-        serde_json::from_slice(&std::fs::read(format!("{dir}card.json")).unwrap()).unwrap();
+    let bytes = shipped::weights();
+    let card = shipped::card();
     let names = stored_names(&bytes);
     assert!(names.contains(&"stages.0.blocks.0.conv1.weight".to_string()));
     assert!(names.contains(&"fc.weight".to_string()));
@@ -163,16 +165,17 @@ fn the_shipped_weights_load_under_their_stored_names() {
 
 /// Loads `n` bundled real X-rays of each class.
 fn real_batch(n: usize, size: usize) -> (Vec<Vec<f32>>, Vec<i64>) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/public/samples/");
-    let manifest: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(format!("{dir}manifest.json")).unwrap()).unwrap();
     let mut images = Vec::new();
     let mut labels = Vec::new();
-    for class in ["NORMAL", "PNEUMONIA"] {
-        for s in manifest.iter().filter(|s| s["label"] == class).take(n) {
-            let bytes = std::fs::read(format!("{dir}{}", s["file"].as_str().unwrap())).unwrap();
+    for class in CLASSES {
+        for s in shipped::samples()
+            .iter()
+            .filter(|s| s.label == class)
+            .take(n)
+        {
+            let bytes = shipped::bytes(s);
             images.push(preprocess::preprocess(&bytes, size, Normalization::default()).unwrap());
-            labels.push(i64::from(class == "PNEUMONIA"));
+            labels.push(class.index() as i64);
         }
     }
     (images, labels)

@@ -5,6 +5,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;
+mod support;
 
 use std::io::Cursor;
 
@@ -14,13 +15,10 @@ use xray_web::ml::{
     preprocess::{self, Normalization},
 };
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/public/samples/");
+use support::shipped;
 
 fn sample_bytes() -> Vec<u8> {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{SAMPLE}manifest.json")).unwrap()).unwrap();
-    let file = manifest[0]["file"].as_str().unwrap();
-    std::fs::read(format!("{SAMPLE}{file}")).unwrap()
+    shipped::bytes(&shipped::samples()[0])
 }
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
@@ -226,7 +224,7 @@ fn preprocessing_matches_the_shared_fixture() {
         "/tests/fixtures/preprocess.json"
     );
     let (file, size) = ("normal-01.jpeg", 128usize);
-    let bytes = std::fs::read(format!("{SAMPLE}{file}")).unwrap();
+    let bytes = std::fs::read(format!("{}/public/samples/{file}", shipped::ROOT)).unwrap();
     let x = preprocess::preprocess(&bytes, size, Normalization::default()).unwrap();
     let sum: f64 = x.iter().map(|&v| f64::from(v)).sum();
     let Ok(text) = std::fs::read_to_string(path) else {

@@ -5,7 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(not(target_arch = "wasm32"))]
 
+mod support;
+
 use std::{collections::HashSet, path::Path};
+
+use support::shipped;
 
 use xray_web::{
     cli::dataset,
@@ -18,14 +22,7 @@ use xray_web::{
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn gallery_sources() -> Vec<String> {
-    let manifest: Vec<serde_json::Value> = serde_json::from_slice(
-        &std::fs::read(format!("{ROOT}/public/samples/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    manifest
-        .iter()
-        .map(|s| s["source"].as_str().unwrap().to_string())
-        .collect()
+    shipped::samples().into_iter().map(|s| s.source).collect()
 }
 
 fn subset() -> SubsetManifest {

@@ -6,11 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 #![cfg(target_arch = "wasm32")]
 
+mod support;
+
 use burn::prelude::*;
+use support::shipped::{self, card};
 use wasm_bindgen_test::*;
 use xray_web::{
     ml::{
-        card::ModelCard,
         classifier::Classifier,
         finetune::{Example, Mode, Session, Settings},
         model::{Depth, ResNetConfig},
@@ -28,17 +30,11 @@ use xray_web::{
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const CARD: &[u8] = include_bytes!("../public/model/card.json");
-const WEIGHTS: &[u8] = include_bytes!("../public/model/model.bpk");
 const NORMAL: &[u8] = include_bytes!("../public/samples/normal-01.jpeg");
 const PNEUMONIA: &[u8] = include_bytes!("../public/samples/pneumonia-01.jpeg");
 
-fn card() -> ModelCard {
-    serde_json::from_slice(CARD).expect("card.json")
-}
-
 async fn probabilities(device: Device) -> Vec<f32> {
-    let classifier = Classifier::load(card(), WEIGHTS.to_vec(), device).expect("weights load");
+    let classifier = Classifier::load(card(), shipped::weights(), device).expect("weights load");
     let inputs = vec![
         classifier.preprocess(NORMAL).unwrap(),
         classifier.preprocess(PNEUMONIA).unwrap(),
@@ -187,12 +183,13 @@ fn worker_messages_round_trip_with_their_parts() {
         tune_labels: vec![false, true, true],
         n_val: 0,
     }));
-    let (value, transfer) = encode(&start, &[WEIGHTS, &pixels, &[]]).expect("encoded");
+    let weights = shipped::weights();
+    let (value, transfer) = encode(&start, &[&weights, &pixels, &[]]).expect("encoded");
     assert_eq!(transfer.length(), 3, "every part's buffer is transferred");
     let (back, parts) = decode::<ToWorker>(&value).expect("decoded");
     assert_eq!(back, start);
     assert_eq!(parts.len(), 3);
-    assert_eq!(parts[0], WEIGHTS);
+    assert_eq!(parts[0], weights);
     assert_eq!(images_from_bytes(&parts[1], 16).expect("images"), images);
     assert!(images_from_bytes(&parts[2], 16).expect("none").is_empty());
     // A part that is not whole images is refused, not cut.

@@ -13,7 +13,7 @@ use super::{CliError, dataset};
 use crate::ml::{
     class::Class,
     preprocess,
-    subset::{Part, SubsetImage, SubsetManifest},
+    subset::{GalleryItem, Part, SubsetImage, SubsetManifest},
     train::Rng,
 };
 
@@ -208,17 +208,6 @@ pub struct GalleryArgs {
     /// Seed of `xray train`'s split (and of the choice of images).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-}
-
-/// One entry of the gallery's `manifest.json`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct GalleryItem {
-    /// File name in the gallery folder.
-    pub file: String,
-    /// True label.
-    pub label: Class,
-    /// Where it came from, relative to the folder above the data root.
-    pub source: String,
 }
 
 /// Copies `per_class` held-out X-rays of each class, one per patient, into the gallery folder

@@ -4,10 +4,24 @@
 //! image, its label, its part and where its bytes are) and one binary file holding the images
 //! as grayscale JPEGs already at the model's input size, back to back. One fetch with a
 //! progress bar brings them all; `xray subset` writes them.
+//!
+//! The gallery's `public/samples/manifest.json` is a list of [`GalleryItem`]s (`xray gallery`
+//! writes it, the page's gallery and the tests read it).
 
 use serde::{Deserialize, Serialize};
 
 use super::class::Class;
+
+/// One entry of the gallery's `manifest.json`: a held-out X-ray shown in the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryItem {
+    /// File name in the gallery folder.
+    pub file: String,
+    /// True label.
+    pub label: Class,
+    /// Where it came from, relative to the folder above the data root.
+    pub source: String,
+}
 
 /// Which part of the subset an image belongs to. The two never mix: fine-tuning reads only
 /// `train`, every reported figure comes from `val`.

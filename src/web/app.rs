@@ -94,8 +94,17 @@ pub struct AppState {
     pub engine: StoredValue<Engine, LocalStorage>,
     /// Images waiting to be classified, and the ids handed out.
     pub queue: StoredValue<Queue, LocalStorage>,
+    /// The object URLs behind the result rows' thumbnails, by row id: each is revoked when its
+    /// row goes (a refused file's at once).
+    pub thumbs: StoredValue<Vec<(usize, gloo_file::ObjectUrl)>, LocalStorage>,
     /// The training panels' state.
     pub training: training::TrainState,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Images waiting to be classified.
@@ -125,6 +134,32 @@ pub struct Input {
 }
 
 impl AppState {
+    /// The state of a page just opened: the model loading, no results, training idle.
+    pub fn new() -> Self {
+        AppState {
+            model: RwSignal::new(ModelState::Loading {
+                what: "loading the model".into(),
+                fraction: Some(0.0),
+            }),
+            card: RwSignal::new(None),
+            backend: RwSignal::new(Backend::Cpu),
+            backend_note: RwSignal::new(String::new()),
+            results: RwSignal::new(Vec::new()),
+            errors: RwSignal::new(Vec::new()),
+            pending: RwSignal::new(0),
+            engine: StoredValue::new_local(Engine::new()),
+            queue: StoredValue::new_local(Queue::default()),
+            thumbs: StoredValue::new_local(Vec::new()),
+            training: training::TrainState::new(),
+        }
+    }
+
+    /// Removes every result, and frees their thumbnails.
+    pub fn clear_results(self) {
+        self.results.set(Vec::new());
+        self.thumbs.set_value(Vec::new());
+    }
+
     fn next_id(self) -> usize {
         let mut id = 0;
         self.queue.update_value(|q| {
@@ -185,12 +220,18 @@ impl AppState {
     }
 
     async fn classify(self, input: Input) {
-        let (bytes, thumb) = match &input.source {
-            Source::File(f) => (
-                browser::read_file(f).await,
-                web_sys::Url::create_object_url_with_blob(f).ok(),
+        // A file's thumbnail needs an object URL, kept alive as long as its row.
+        let (bytes, object_url, thumb) = match &input.source {
+            Source::File(f) => {
+                let url = browser::file_url(f);
+                let src = url.to_string();
+                (browser::read_file(f).await, Some(url), Some(src))
+            }
+            Source::Url(u) => (
+                browser::fetch_bytes(u, |_, _| {}).await,
+                None,
+                Some(u.clone()),
             ),
-            Source::Url(u) => (browser::fetch_bytes(u, |_, _| {}).await, Some(u.clone())),
         };
         let bytes = match bytes {
             Ok(b) => b,
@@ -219,29 +260,36 @@ impl AppState {
             None => None,
         };
         match analysis {
-            Ok(a) => self.results.update(|r| {
-                r.insert(
-                    0,
-                    ResultRow {
-                        id: self.next_id(),
-                        file: input.name,
-                        // Browsers cannot show DICOM: no thumbnail.
-                        thumb: if a.dicom.is_some() { None } else { thumb },
-                        label: a.prediction.label,
-                        p_pneumonia: a.prediction.p_pneumonia,
-                        threshold: classifier.card.threshold,
-                        band: classifier.card.uncertain.map(|b| (b.low, b.high)),
-                        uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
-                        ms,
-                        backend: backend.id(),
-                        truth: input.truth,
-                        tuned,
-                        ood: a.ood,
-                        dicom: a.dicom.map(|d| d.summary()),
-                        format: a.format,
-                    },
-                )
-            }),
+            Ok(a) => {
+                let id = self.next_id();
+                // Browsers cannot show DICOM: no thumbnail, and its URL goes now.
+                let thumb = if a.dicom.is_some() { None } else { thumb };
+                if let (Some(url), Some(_)) = (object_url, &thumb) {
+                    self.thumbs.update_value(|t| t.push((id, url)));
+                }
+                self.results.update(|r| {
+                    r.insert(
+                        0,
+                        ResultRow {
+                            id,
+                            file: input.name,
+                            thumb,
+                            label: a.prediction.label,
+                            p_pneumonia: a.prediction.p_pneumonia,
+                            threshold: classifier.card.threshold,
+                            band: classifier.card.uncertain.map(|b| (b.low, b.high)),
+                            uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
+                            ms,
+                            backend: backend.id(),
+                            truth: input.truth,
+                            tuned,
+                            ood: a.ood,
+                            dicom: a.dicom.map(|d| d.summary()),
+                            format: a.format,
+                        },
+                    )
+                });
+            }
             Err(e) => self.refuse(input.name, format!("inference failed: {e}")),
         }
     }
@@ -282,21 +330,7 @@ fn backend_from_url() -> Option<Backend> {
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
-    let state = AppState {
-        model: RwSignal::new(ModelState::Loading {
-            what: "loading the model".into(),
-            fraction: Some(0.0),
-        }),
-        card: RwSignal::new(None),
-        backend: RwSignal::new(Backend::Cpu),
-        backend_note: RwSignal::new(String::new()),
-        results: RwSignal::new(Vec::new()),
-        errors: RwSignal::new(Vec::new()),
-        pending: RwSignal::new(0),
-        engine: StoredValue::new_local(Engine::new()),
-        queue: StoredValue::new_local(Queue::default()),
-        training: training::TrainState::new(),
-    };
+    let state = AppState::new();
     provide_context(state);
     provide_context(state.training);
 

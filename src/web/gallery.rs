@@ -1,19 +1,9 @@
 //! The gallery of bundled, credited sample X-rays (held out from training).
 
 use leptos::prelude::*;
-use serde::Deserialize;
 
 use super::{AppState, Input, Source, browser, error::WebError};
-use crate::ml::class::Class;
-
-/// One entry of `public/samples/manifest.json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Sample {
-    /// File name inside `public/samples/`.
-    pub file: String,
-    /// The true class.
-    pub label: Class,
-}
+use crate::ml::subset::GalleryItem as Sample;
 
 /// Sample thumbnails; a click (or Enter) classifies one.
 #[component]

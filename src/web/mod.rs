@@ -33,9 +33,9 @@ mod gallery;
 #[cfg(target_arch = "wasm32")]
 mod model_panel;
 #[cfg(target_arch = "wasm32")]
-mod results;
+pub mod results;
 #[cfg(target_arch = "wasm32")]
-mod training_panel;
+pub mod training_panel;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
 

@@ -151,7 +151,7 @@ pub fn ResultsTable() -> impl IntoView {
                         "Download CSV"
                     </button>
                     " "
-                    <button on:click=move |_| state.results.set(Vec::new())>"Clear"</button>
+                    <button on:click=move |_| state.clear_results()>"Clear"</button>
                 </p>
                 {move || download_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
                 <table class="results">
