@@ -226,16 +226,70 @@ fn transfer_syntax_name(uid: &str) -> String {
     .to_string()
 }
 
-/// Walks every element and item header from the start (`DICM`), skipping the values of those
-/// with a defined length and going inside those without, and refuses the file if one declares
-/// more bytes than the file has left or a delimiter declares any. The parser reserves memory
-/// for a declared length before reading it, so a few corrupted bytes could otherwise make it
-/// claim gigabytes (found by fuzzing).
+/// Whether explicit VR `vr` has a 2-byte length. The rule is the parser's (dicom-encoding's
+/// explicit VR decoders): these 21 VRs do, every other one (an unknown VR, read as UN,
+/// included) has 2 reserved bytes and a 4-byte length.
+fn short_length(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
+}
+
+/// Whether the parser reads the value of `(group, element)` as a sequence of items. In
+/// explicit VR the file says (SQ; UN of undefined length is one too); in implicit VR the
+/// parser asks the standard dictionary, as this does.
+fn is_sequence(group: u16, element: u16, vr: Option<&[u8]>, undefined: bool) -> bool {
+    use dicom_core::{
+        Tag,
+        dictionary::{DataDictionary, DataDictionaryEntry},
+    };
+    match vr {
+        Some(vr) => vr == b"SQ" || (vr == b"UN" && undefined),
+        None => {
+            (group, element) != (0x7FE0, 0x0010)
+                && dicom_dictionary_std::StandardDataDictionary
+                    .by_tag(Tag(group, element))
+                    .is_some_and(|e| e.vr().relaxed() == dicom_core::VR::SQ)
+        }
+    }
+}
+
+/// Walks every element and item header from the start (`DICM`) the way the parser will read
+/// them, and refuses the file if one declares more bytes than the file has left or a
+/// delimiter declares any. The parser reserves memory for a declared length before reading
+/// it, so a few corrupted bytes could otherwise make it claim gigabytes (found by fuzzing).
+///
+/// It goes inside what the parser goes inside: sequences and their items, of defined length
+/// or not, so an element nested in an item is checked like one at the top (a 2 GB OB inside a
+/// sequence item got past a walk that skipped items whole). Only the fragments of
+/// encapsulated pixel data are skipped unread, as the parser keeps them as bytes.
 fn check_lengths(body: &[u8]) -> Result<(), InputError> {
     let mut pos = 4; // "DICM"
     let mut explicit = true;
     let mut big_endian = false;
     let mut in_meta = true;
+    let mut in_fragments = false;
     let mut syntax = String::new();
     while pos + 8 <= body.len() {
         let group_le = u16::from_le_bytes([body[pos], body[pos + 1]]);
@@ -265,50 +319,60 @@ fn check_lengths(body: &[u8]) -> Result<(), InputError> {
             })
         };
         let (group, element) = (u16_at(pos), u16_at(pos + 2));
-        let (len, header) = if group == 0xFFFE {
-            (u32_at(pos + 4).unwrap_or(0), 8)
+        let (len, header, vr) = if group == 0xFFFE {
+            (u32_at(pos + 4).unwrap_or(0), 8, None)
         } else if explicit {
             let vr = &body[pos + 4..pos + 6];
-            let long = matches!(
-                vr,
-                b"OB"
-                    | b"OD"
-                    | b"OF"
-                    | b"OL"
-                    | b"OV"
-                    | b"OW"
-                    | b"SQ"
-                    | b"SV"
-                    | b"UC"
-                    | b"UN"
-                    | b"UR"
-                    | b"UT"
-                    | b"UV"
-            );
-            if long {
+            if short_length(vr) {
+                (u32::from(u16_at(pos + 6)), 8, Some(vr))
+            } else {
                 (
                     u32_at(pos + 8).ok_or_else(|| damaged("the file ends inside a header"))?,
                     12,
+                    Some(vr),
                 )
-            } else {
-                (u32::from(u16_at(pos + 6)), 8)
             }
         } else {
-            (u32_at(pos + 4).unwrap_or(0), 8)
+            (u32_at(pos + 4).unwrap_or(0), 8, None)
         };
         let start = pos + header;
-        if len == u32::MAX {
-            // A sequence, an item of undefined length or encapsulated pixel data: go on with
-            // the headers inside it.
+        let undefined = len == u32::MAX;
+        let fits = |len: u32| undefined || start.saturating_add(len as usize) <= body.len();
+        if group == 0xFFFE && element == 0xE000 && (undefined || !in_fragments) {
+            // An item of a sequence: its elements follow.
+            if !fits(len) {
+                return Err(damaged(format!(
+                    "an item declares {len} bytes but only {} remain",
+                    body.len().saturating_sub(start)
+                )));
+            }
             pos = start;
             continue;
-        }
-        if group == 0xFFFE && element != 0xE000 {
+        } else if group == 0xFFFE && element != 0xE000 {
+            // A delimiter.
             if len != 0 {
                 return Err(damaged(format!(
                     "a delimiter (FFFE,{element:04X}) declares {len} bytes"
                 )));
             }
+            if element == 0xE0DD {
+                in_fragments = false;
+            }
+            pos = start;
+            continue;
+        } else if group != 0xFFFE && is_sequence(group, element, vr, undefined) {
+            // Go inside: the items and their elements follow.
+            if !fits(len) {
+                return Err(damaged(format!(
+                    "sequence ({group:04X},{element:04X}) declares {len} bytes but only {} remain",
+                    body.len().saturating_sub(start)
+                )));
+            }
+            pos = start;
+            continue;
+        } else if group != 0xFFFE && undefined {
+            // Encapsulated pixel data: fragments until the sequence delimiter.
+            in_fragments = true;
             pos = start;
             continue;
         }
