@@ -43,7 +43,7 @@ async fn main() {
         .position(|a| a == "--screenshot")
         .and_then(|i| args.get(i + 1).cloned());
     let (origin, _log) = serve_dist();
-    let n = support::samples().len();
+    let n = support::shipped::samples().len();
     println!(
         "| backend | cold start (ms) | median inference (ms/image, {n} samples) | min | max |"
     );
