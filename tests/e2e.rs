@@ -232,6 +232,46 @@ fn every_hostile_file_is_classified_flagged_or_refused_and_the_page_goes_on() {
 
 #[test]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn refusing_every_hostile_file_costs_the_page_at_most_64_mb_and_the_next_x_ray_classifies() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        let xray: PathBuf = shipped::first_of(Class::Pneumonia).path.into();
+        page.classify(&xray).await;
+        let before = page.wasm_memory_mb().await;
+        let cases = corpus::cases();
+        let refused: Vec<&corpus::Case> = cases
+            .iter()
+            .filter(|c| matches!(c.expect, corpus::Expect::Refused(_)))
+            .collect();
+        let mut files = corpus::write(&refused, &scratch("budget"));
+        let found = Path::new(ROOT).join("tests/fuzz");
+        for entry in std::fs::read_dir(&found).unwrap().flatten() {
+            files.push(entry.path().display().to_string());
+        }
+        page.drop_files(&files).await;
+        page.wait_for_answers(files.len() + 1, 600).await;
+        assert_eq!(
+            page.refusals().await.len(),
+            files.len(),
+            "every file got its message"
+        );
+        let after = page.wasm_memory_mb().await;
+        eprintln!(
+            "page wasm memory: {before:.1} MB before, {after:.1} MB after {} refused files",
+            files.len()
+        );
+        assert!(
+            after - before <= 64.0,
+            "wasm memory grew from {before} MB to {after} MB"
+        );
+        let row = page.classify(&xray).await;
+        assert!((0.0..=1.0).contains(&row.p()), "{row:?}");
+    });
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
 fn dicom_attributes_are_shown_and_patient_identifiers_never() {
     with_browser(|c| async move {
         let (origin, _log) = serve_dist();

@@ -30,6 +30,14 @@ pub fn ModelStatus() -> impl IntoView {
         } => Some(f),
         _ => None,
     };
+    // The page's wasm memory (it never shrinks, so this is its peak), read again whenever a
+    // file is answered: what the memory-budget test watches.
+    let wasm_mb = move || {
+        state.pending.track();
+        state.results.track();
+        state.errors.track();
+        format!("{:.1}", super::browser::wasm_memory_mb())
+    };
     let switch = move |ev| {
         if let Ok(b) = event_target_value(&ev).parse::<Backend>() {
             state.backend_note.set(String::new());
@@ -38,7 +46,13 @@ pub fn ModelStatus() -> impl IntoView {
     };
     view! {
         <section class="panel status">
-            <p data-testid="model-status" data-state=data_state role="status" aria-live="polite">
+            <p
+                data-testid="model-status"
+                data-state=data_state
+                data-wasm-mb=wasm_mb
+                role="status"
+                aria-live="polite"
+            >
                 {text}
             </p>
             {move || {

@@ -696,6 +696,100 @@ pub fn cases() -> Vec<Case> {
             expect: Expect::Refused("JPEG 2000"),
         },
     ];
+    cases.extend(nested_length_lies(&cases));
     cases.sort_by_key(|c| matches!(c.expect, Expect::Refused(_)));
     cases
+}
+
+/// Where a DICOM's data set starts: the first element after the meta group (group 0002).
+fn data_set_start(bytes: &[u8]) -> usize {
+    let mut pos = 132;
+    while u16::from_le_bytes([bytes[pos], bytes[pos + 1]]) == 0x0002 {
+        let vr = &bytes[pos + 4..pos + 6];
+        pos += if matches!(vr, b"OB" | b"OW" | b"UN" | b"SQ" | b"UT") {
+            12 + u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize
+        } else {
+            8 + usize::from(u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]))
+        };
+    }
+    pos
+}
+
+/// `bytes` with `element` inserted at the start of the data set.
+fn with_inserted(mut bytes: Vec<u8>, element: &[u8]) -> Vec<u8> {
+    let at = data_set_start(&bytes);
+    bytes.splice(at..at, element.iter().copied());
+    bytes
+}
+
+/// A sequence (0008,1140) of defined length holding one item of defined length around
+/// `inner`; explicit VR (`SQ`) or implicit.
+pub fn sequence(inner: &[u8], explicit: bool) -> Vec<u8> {
+    let item_len = inner.len() as u32;
+    let mut el = vec![0x08, 0x00, 0x40, 0x11];
+    if explicit {
+        el.extend_from_slice(&[b'S', b'Q', 0, 0]);
+    }
+    el.extend_from_slice(&(item_len + 8).to_le_bytes());
+    el.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+    el.extend_from_slice(&item_len.to_le_bytes());
+    el.extend_from_slice(inner);
+    el
+}
+
+/// A private element (0009,1010) whose header (explicit VR `vr`, or implicit) declares 2 GB,
+/// followed by 16 bytes.
+fn claims_2gb(vr: Option<&[u8; 2]>) -> Vec<u8> {
+    let mut el = vec![0x09, 0x00, 0x10, 0x10];
+    if let Some(vr) = vr {
+        el.extend_from_slice(&[vr[0], vr[1], 0, 0]);
+    }
+    el.extend_from_slice(&0x7FF0_0000u32.to_le_bytes());
+    el.extend_from_slice(&[0; 16]);
+    el
+}
+
+/// DICOMs whose sequences, items and own lengths fit the file but an element inside, or one
+/// with a VR the standard does not know, claims 2 GB: dicom-parser reserved it before failing
+/// (2.1 GB for the first; the memory-budget issue's finding).
+fn nested_length_lies(cases: &[Case]) -> Vec<Case> {
+    let bytes_of = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.bytes.clone())
+            .expect("a corpus DICOM")
+    };
+    let explicit = bytes_of("mono2-12bit.dcm");
+    let implicit = bytes_of("mono2-8bit-implicit.dcm");
+    vec![
+        Case {
+            name: "sequence-item-2gb.dcm",
+            bytes: with_inserted(explicit.clone(), &sequence(&claims_2gb(Some(b"OB")), true)),
+            expect: Expect::Refused("damaged"),
+        },
+        Case {
+            name: "unknown-vr-2gb.dcm",
+            bytes: with_inserted(explicit.clone(), &claims_2gb(Some(b"XX"))),
+            expect: Expect::Refused("damaged"),
+        },
+        Case {
+            name: "implicit-sequence-2gb.dcm",
+            bytes: with_inserted(implicit, &sequence(&claims_2gb(None), false)),
+            expect: Expect::Refused("damaged"),
+        },
+        Case {
+            name: "with-a-sequence.dcm",
+            bytes: with_inserted(
+                explicit,
+                &sequence(
+                    &[
+                        0x08, 0x00, 0x50, 0x11, b'U', b'I', 4, 0, b'1', b'.', b'2', 0,
+                    ],
+                    true,
+                ),
+            ),
+            expect: Expect::Same,
+        },
+    ]
 }

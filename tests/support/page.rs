@@ -86,6 +86,17 @@ impl Page {
         v.as_str().unwrap_or_default().to_string()
     }
 
+    /// The page's wasm memory in MB, as the page reports it after each answered file.
+    pub async fn wasm_memory_mb(&self) -> f64 {
+        js(
+            &self.c,
+            "return +document.querySelector('[data-testid=model-status]').dataset.wasmMb",
+        )
+        .await
+        .as_f64()
+        .unwrap_or(f64::NAN)
+    }
+
     /// Drops files on the page (through the dropzone's file input).
     pub async fn drop_files<P: AsRef<Path>>(&self, files: &[P]) {
         let paths: Vec<String> = files
