@@ -272,6 +272,56 @@ fn refusing_every_hostile_file_costs_the_page_at_most_64_mb_and_the_next_x_ray_c
 
 #[test]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn a_gpu_lost_while_classifying_moves_the_page_to_the_cpu_and_every_image_gets_its_result() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        // The drill destroys the page's WebGPU device once two images are classified on it.
+        let page = Page::open(
+            &c,
+            &format!("{origin}{PREFIX}?backend=webgpu&lose-gpu-at-image=2"),
+        )
+        .await;
+        assert_eq!(page.backend().await, "webgpu");
+        let files: Vec<PathBuf> = shipped::samples()
+            .into_iter()
+            .take(6)
+            .map(|s| s.path.into())
+            .collect();
+        page.drop_files(&files).await;
+        page.wait_for_results(files.len(), 0, 300).await;
+        let mut rows = page.predictions().await;
+        rows.reverse(); // in the order dropped
+        let backends: Vec<&str> = rows.iter().map(|r| r.backend.as_str()).collect();
+        assert_eq!(
+            backends,
+            ["webgpu", "webgpu", "cpu", "cpu", "cpu", "cpu"],
+            "{rows:?}"
+        );
+        for (row, file) in rows.iter().zip(&files) {
+            assert!(file.ends_with(&row.file), "{row:?}");
+            assert!((0.0..=1.0).contains(&row.p()), "{row:?}");
+        }
+        let note = page.backend_note().await;
+        assert!(
+            note.contains("GPU stopped answering") && note.contains("switched to the CPU"),
+            "{note}"
+        );
+        assert_eq!(page.backend().await, "cpu");
+        assert_eq!(page.model_state().await, "ready");
+        assert!(!page.fatal_banner_shown().await);
+        // The CPU's answers are the CPU's: the re-run image agrees with the CLI.
+        let cli = cli_predict(&files[2..3]);
+        let p = cli[0].1["p_pneumonia"].as_f64().unwrap();
+        assert!(
+            (p - rows[2].p()).abs() < 1e-3,
+            "CLI {p} vs page {:?}",
+            rows[2]
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
 fn dicom_attributes_are_shown_and_patient_identifiers_never() {
     with_browser(|c| async move {
         let (origin, _log) = serve_dist();

@@ -9,7 +9,7 @@ use super::{
     backend::Backend, browser, dropzone, engine::Engine, error::WebError, gallery, model_panel,
     results, training, training_panel,
 };
-use crate::ml::{card::ModelCard, class::Class};
+use crate::ml::{card::ModelCard, class::Class, classifier::AnalyseError, weights::WeightsError};
 
 /// Loading state of the model, mirrored in `[data-testid=model-status]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,8 +238,8 @@ impl AppState {
             Err(e @ WebError::FileRead(_)) => return self.refuse(input.name, e.to_string()),
             Err(e) => return self.refuse(input.name, format!("could not be read: {e}")),
         };
-        let backend = self.backend.get_untracked();
-        let classifier = match self.engine().classifier(backend).await {
+        let mut backend = self.backend.get_untracked();
+        let mut classifier = match self.engine().classifier(backend).await {
             Ok(c) => c,
             Err(e) => return self.refuse(input.name, format!("the model is not available: {e}")),
         };
@@ -248,8 +248,31 @@ impl AppState {
             Err(e) => return self.refuse(input.name, e.to_string()),
         };
         let x = prepared.input.clone();
-        let t0 = browser::now_ms();
-        let analysis = classifier.analyse_prepared_async(prepared).await;
+        let mut t0 = browser::now_ms();
+        let mut analysis = classifier.analyse_prepared_async(prepared).await;
+        if backend == Backend::WebGpu {
+            match &analysis {
+                Err(AnalyseError::Model(WeightsError::Read(detail))) => {
+                    // The GPU is gone: move to the CPU and classify this image again there.
+                    self.gpu_lost(detail);
+                    backend = Backend::Cpu;
+                    classifier = match self.engine().classifier(backend).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            return self
+                                .refuse(input.name, format!("the model is not available: {e}"));
+                        }
+                    };
+                    t0 = browser::now_ms();
+                    analysis = match classifier.prepare(&bytes) {
+                        Ok(p) => classifier.analyse_prepared_async(p).await,
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                Ok(_) => browser::drill_image_on_gpu(),
+                Err(_) => {}
+            }
+        }
         let ms = browser::now_ms() - t0;
         let tuned = match training::classify_tuned(self.training, &x).await {
             Some(Ok(p)) => Some(p),
@@ -292,6 +315,18 @@ impl AppState {
             }
             Err(e) => self.refuse(input.name, format!("inference failed: {e}")),
         }
+    }
+
+    /// The WebGPU device stopped answering while classifying: says so, forgets it, and goes on
+    /// on the CPU (the caller classifies the image again; the queue follows).
+    fn gpu_lost(self, detail: &str) {
+        let why = WebError::GpuLostWhileClassifying(
+            detail.lines().next().unwrap_or_default().to_string(),
+        );
+        self.backend_note.set(why.to_string());
+        self.engine().forget(Backend::WebGpu);
+        super::engine::webgpu_lost(why);
+        self.backend.set(Backend::Cpu);
     }
 
     /// Prepares `backend` (falling back to the CPU when WebGPU is unavailable) and marks the

@@ -181,3 +181,16 @@ pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     })
     .unwrap_or_default()
 }
+
+/// Tells the page's failure drill (`public/drills.js`, `?lose-gpu-at-image=N`) that an image
+/// was classified on WebGPU; nothing happens without the drill.
+pub fn drill_image_on_gpu() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    if let Ok(f) = js_sys::Reflect::get(&window, &"xrayDrillImageOnGpu".into())
+        && let Ok(f) = f.dyn_into::<js_sys::Function>()
+    {
+        let _ = f.call0(&window);
+    }
+}

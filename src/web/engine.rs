@@ -92,6 +92,14 @@ impl Engine {
             .push((backend, classifier.clone()));
         Ok(classifier)
     }
+
+    /// Drops the classifier on `backend` (its device is gone).
+    pub fn forget(&self, backend: Backend) {
+        self.loaded
+            .borrow_mut()
+            .models
+            .retain(|(b, _)| *b != backend);
+    }
 }
 
 thread_local! {
@@ -118,6 +126,12 @@ pub async fn webgpu_device() -> Result<Device, WebError> {
     };
     WEBGPU.with_borrow_mut(|w| *w = Some(result.clone()));
     result
+}
+
+/// Records that the WebGPU device was lost: asking for it again gives `why` instead of a dead
+/// device (a page reload starts afresh).
+pub fn webgpu_lost(why: WebError) {
+    WEBGPU.with_borrow_mut(|w| *w = Some(Err(why)));
 }
 
 /// The device for `backend` (WebGPU initialised once).

@@ -55,6 +55,11 @@ pub enum WebError {
         "the GPU stopped answering (it was lost, reset or out of memory), so the run ended; the page and the shipped model still work. Train again, with a smaller batch, or on the CPU (?backend=cpu). Detail: {0}"
     )]
     DeviceLost(String),
+    /// The same, while classifying: the page has moved to the CPU.
+    #[error(
+        "the GPU stopped answering (it was lost, reset or out of memory); the page switched to the CPU and classified again what it was working on. Reload the page to use WebGPU again. Detail: {0}"
+    )]
+    GpuLostWhileClassifying(String),
     /// Training could not start or go on (settings, classes, a diverging loss).
     #[error("{0}")]
     Training(String),

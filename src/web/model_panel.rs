@@ -75,7 +75,7 @@ pub fn ModelStatus() -> impl IntoView {
                     <option value="cpu">{Backend::Cpu.label()}</option>
                 </select>
             </label>
-            <span class="note">{move || state.backend_note.get()}</span>
+            <span class="note" data-testid="backend-note">{move || state.backend_note.get()}</span>
         </section>
     }
 }

@@ -97,6 +97,30 @@ impl Page {
         .unwrap_or(f64::NAN)
     }
 
+    /// Why the backend is not the one asked for, or what happened to it (empty when nothing).
+    pub async fn backend_note(&self) -> String {
+        js(
+            &self.c,
+            "return document.querySelector('[data-testid=backend-note]').textContent",
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// The backend in use, as the backend menu shows it: `webgpu` or `cpu`.
+    pub async fn backend(&self) -> String {
+        js(
+            &self.c,
+            "return document.querySelector('[data-testid=backend-select]').value",
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
     /// Drops files on the page (through the dropzone's file input).
     pub async fn drop_files<P: AsRef<Path>>(&self, files: &[P]) {
         let paths: Vec<String> = files

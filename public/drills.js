@@ -1,0 +1,19 @@
+// Failure drills for the page, used by the end-to-end tests; nothing changes without them
+// (the training worker's own drills are in train-worker.js).
+// `?lose-gpu-at-image=N`: the page's WebGPU device is destroyed, as when a GPU is lost, once
+// N images have been classified on it (the app reports each one to `xrayDrillImageOnGpu`).
+const loseAt = Number(/[?&]lose-gpu-at-image=(\d+)/.exec(location.search)?.[1]);
+if (loseAt > 0 && self.GPUAdapter) {
+  const devices = [];
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    devices.push(device);
+    return device;
+  };
+  let done = 0;
+  self.xrayDrillImageOnGpu = () => {
+    done += 1;
+    if (done === loseAt) devices.forEach((d) => d.destroy());
+  };
+}
