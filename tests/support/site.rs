@@ -132,9 +132,13 @@ static SHARED: Mutex<Option<(Client, Driver)>> = Mutex::new(None);
 
 /// Ends the shared browser when the test binary exits.
 extern "C" fn end_shared_browser() {
-    if let Ok(mut shared) = SHARED.try_lock() {
-        shared.take();
-    }
+    // A failed test poisons the lock; the browser must end all the same.
+    let mut shared = match SHARED.try_lock() {
+        Ok(shared) => shared,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    shared.take();
 }
 
 /// Runs `test` in the test binary's one headless Chromium, started on first use and ended when
