@@ -1,6 +1,7 @@
 // The training worker (src/web/worker.rs): the app's own wasm, started in a dedicated
 // worker so that training never holds up the page. Paths are relative to this file.
 import init, { train_worker } from "../xray-web.js";
+import { captureDevices } from "./gpu-drill.js";
 
 // Failure drills, used by the end-to-end tests and passed on from the page's URL in this
 // worker's name; nothing changes without them.
@@ -12,18 +13,12 @@ if (/worker-webgpu=off/.test(self.name) && "gpu" in WorkerNavigator.prototype) {
 // step N is reported.
 const loseAt = Number(/lose-gpu-at-step=(\d+)/.exec(self.name)?.[1]);
 if (loseAt > 0 && self.GPUAdapter) {
-  const devices = [];
-  const requestDevice = GPUAdapter.prototype.requestDevice;
-  GPUAdapter.prototype.requestDevice = async function (...args) {
-    const device = await requestDevice.apply(this, args);
-    devices.push(device);
-    return device;
-  };
+  const lose = captureDevices();
   const post = self.postMessage.bind(self);
   self.postMessage = (message, transfer) => {
     post(message, transfer);
     const step = JSON.parse(message.json).Step?.step;
-    if (step >= loseAt) devices.forEach((d) => d.destroy());
+    if (step >= loseAt) lose();
   };
 }
 
