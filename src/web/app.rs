@@ -62,6 +62,15 @@ pub struct ResultRow {
     pub format: &'static str,
 }
 
+/// One image through a classifier: the classifier, the model input, its analysis and the
+/// analysis' time in milliseconds.
+struct Run {
+    classifier: std::rc::Rc<crate::ml::classifier::Classifier>,
+    input: Vec<f32>,
+    analysis: Result<crate::ml::classifier::Analysis, AnalyseError>,
+    ms: f64,
+}
+
 /// A refused file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorRow {
@@ -239,41 +248,31 @@ impl AppState {
             Err(e) => return self.refuse(input.name, format!("could not be read: {e}")),
         };
         let mut backend = self.backend.get_untracked();
-        let mut classifier = match self.engine().classifier(backend).await {
-            Ok(c) => c,
-            Err(e) => return self.refuse(input.name, format!("the model is not available: {e}")),
+        let mut run = match self.analyse_on(backend, &bytes).await {
+            Ok(r) => r,
+            Err(message) => return self.refuse(input.name, message),
         };
-        let prepared = match classifier.prepare(&bytes) {
-            Ok(p) => p,
-            Err(e) => return self.refuse(input.name, e.to_string()),
-        };
-        let x = prepared.input.clone();
-        let mut t0 = browser::now_ms();
-        let mut analysis = classifier.analyse_prepared_async(prepared).await;
         if backend == Backend::WebGpu {
-            match &analysis {
+            match &run.analysis {
                 Err(AnalyseError::Model(WeightsError::Read(detail))) => {
                     // The GPU is gone: move to the CPU and classify this image again there.
                     self.gpu_lost(detail);
                     backend = Backend::Cpu;
-                    classifier = match self.engine().classifier(backend).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            return self
-                                .refuse(input.name, format!("the model is not available: {e}"));
-                        }
-                    };
-                    t0 = browser::now_ms();
-                    analysis = match classifier.prepare(&bytes) {
-                        Ok(p) => classifier.analyse_prepared_async(p).await,
-                        Err(e) => Err(e.into()),
+                    run = match self.analyse_on(backend, &bytes).await {
+                        Ok(r) => r,
+                        Err(message) => return self.refuse(input.name, message),
                     };
                 }
                 Ok(_) => browser::drill_image_on_gpu(),
                 Err(_) => {}
             }
         }
-        let ms = browser::now_ms() - t0;
+        let Run {
+            classifier,
+            input: x,
+            analysis,
+            ms,
+        } = run;
         let tuned = match training::classify_tuned(self.training, &x).await {
             Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
@@ -315,6 +314,26 @@ impl AppState {
             }
             Err(e) => self.refuse(input.name, format!("inference failed: {e}")),
         }
+    }
+
+    /// Prepares `bytes` for the classifier on `backend` and analyses them; `Err` is the
+    /// message for a file that cannot be prepared (or a model that is not available).
+    async fn analyse_on(self, backend: Backend, bytes: &[u8]) -> Result<Run, String> {
+        let classifier = self
+            .engine()
+            .classifier(backend)
+            .await
+            .map_err(|e| format!("the model is not available: {e}"))?;
+        let prepared = classifier.prepare(bytes).map_err(|e| e.to_string())?;
+        let input = prepared.input.clone();
+        let t0 = browser::now_ms();
+        let analysis = classifier.analyse_prepared_async(prepared).await;
+        Ok(Run {
+            ms: browser::now_ms() - t0,
+            classifier,
+            input,
+            analysis,
+        })
     }
 
     /// The WebGPU device stopped answering while classifying: says so, forgets it, and goes on
