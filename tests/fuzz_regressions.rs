@@ -6,6 +6,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod corpus;
+mod support;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -34,15 +35,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Decodes `bytes` and returns (the result as text, the peak of new allocations in bytes).
-fn decode_measured(bytes: &[u8]) -> (String, usize) {
+/// Runs `f` and returns (its result, the peak of new allocations in bytes).
+fn measured<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let base = NOW.load(Ordering::SeqCst);
     PEAK.store(base, Ordering::SeqCst);
-    let result = match preprocess::decode(bytes) {
+    let result = f();
+    (result, PEAK.load(Ordering::SeqCst) - base)
+}
+
+/// Decodes `bytes` and returns (the result as text, the peak of new allocations in bytes).
+fn decode_measured(bytes: &[u8]) -> (String, usize) {
+    measured(|| match preprocess::decode(bytes) {
         Ok(d) => format!("ok {:?}", d.gray.dimensions()),
         Err(e) => e.to_string(),
-    };
-    (result, PEAK.load(Ordering::SeqCst) - base)
+    })
 }
 
 const LIMIT: usize = 64 << 20;
@@ -225,4 +231,161 @@ fn lengths_inside_sequences_and_unknown_vrs_are_checked_as_the_parser_reads_them
         .unwrap();
     let (result, _) = decode_measured(&fine.bytes);
     assert!(result.starts_with("ok"), "{result}");
+}
+
+/// Loads a visitor's model as the page does; returns (the result as text, the peak).
+fn load_measured(card: Option<&[u8]>, weights: Vec<u8>) -> (String, usize) {
+    use burn::prelude::Device;
+    use xray_web::ml::classifier::Classifier;
+    let shipped = support::shipped::card();
+    measured(
+        || match Classifier::load_user(card, weights, &shipped, Device::flex()) {
+            Ok(c) => format!("ok {}", c.card.model.name()),
+            Err(e) => e.to_string(),
+        },
+    )
+}
+
+#[test]
+fn weights_load_within_the_budget_and_hostile_ones_are_refused_before_allocating() {
+    use xray_web::ml::model::Depth;
+    let _turn = turn();
+    let weights = support::shipped::weights();
+    let n = weights.len();
+    // The shipped weights (f16), loaded into f32: about 2.5 times the file.
+    let (result, peak) = load_measured(Some(support::shipped::CARD), weights.clone());
+    assert!(result.starts_with("ok"), "{result}");
+    println!("loading the shipped weights ({n} bytes) allocated {peak} bytes at the peak");
+    assert!(peak < LIMIT + 4 * n, "{peak} bytes allocated");
+
+    // A card that claims the largest architecture it may (a ResNet-50 of width 128 at 512 px:
+    // 94 M parameters, 376 MB in f32) with the small file: refused at the first tensor whose
+    // shape differs, and the model's own parameters are never allocated.
+    let mut card = support::shipped::card();
+    card.model.depth = Depth::Resnet50;
+    card.model.width = 128;
+    card.model.input_size = 512;
+    card.ood = None;
+    let json = serde_json::to_vec(&card).unwrap();
+    let (result, peak) = load_measured(Some(&json), weights.clone());
+    assert!(
+        result.contains("do not fit the model resnet50-w128-512px"),
+        "{result}"
+    );
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+
+    // Beyond that, the card itself is refused.
+    card.model.width = 100_000;
+    let json = serde_json::to_vec(&card).unwrap();
+    let (result, peak) = load_measured(Some(&json), weights.clone());
+    assert!(result.contains("width 100000 is outside"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+
+    // A file cut short: its tensors' byte ranges lie past its end.
+    let (result, peak) = load_measured(None, weights[..n / 3].to_vec());
+    assert!(result.contains("not readable"), "{result}");
+    assert!(peak < LIMIT, "{peak} bytes allocated");
+}
+
+/// A `w`×`h` smooth gradient (compresses well, so the files stay small).
+fn gradient(w: u32, h: u32) -> image::ImageBuffer<image::Luma<u16>, Vec<u16>> {
+    image::ImageBuffer::from_fn(w, h, |x, y| image::Luma([((x + y) % 4096 * 16) as u16]))
+}
+
+fn encoded(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+#[test]
+#[ignore = "measures large images (slow); prints each peak"]
+fn large_images_decode_within_the_budget() {
+    use image::{DynamicImage, ImageFormat};
+    let _turn = turn();
+    let (w, h) = (6000u32, 5000u32);
+    let budget = xray_web::ml::input::decode_budget(w, h);
+    let g16 = gradient(w, h);
+    let g8 = DynamicImage::ImageLuma16(g16.clone()).into_luma8();
+    let rgb = DynamicImage::ImageLuma8(g8.clone()).into_rgb8();
+    let files = [
+        (
+            "png 16-bit",
+            encoded(DynamicImage::ImageLuma16(g16.clone()), ImageFormat::Png),
+        ),
+        (
+            "png 8-bit",
+            encoded(DynamicImage::ImageLuma8(g8.clone()), ImageFormat::Png),
+        ),
+        (
+            "tiff 16-bit",
+            encoded(DynamicImage::ImageLuma16(g16.clone()), ImageFormat::Tiff),
+        ),
+        (
+            "jpeg 8-bit",
+            encoded(DynamicImage::ImageLuma8(g8.clone()), ImageFormat::Jpeg),
+        ),
+        (
+            "png rgb",
+            encoded(DynamicImage::ImageRgb8(rgb), ImageFormat::Png),
+        ),
+        (
+            "dicom 16-bit",
+            corpus::dicom(&corpus::Dicom {
+                transfer_syntax: "1.2.840.10008.1.2.1",
+                photometric: "MONOCHROME2",
+                rows: h as u16,
+                cols: w as u16,
+                bits_allocated: 16,
+                bits_stored: 16,
+                frames: 1,
+                window: None,
+                rescale: None,
+                pixels: corpus::Pixels::Native(
+                    g16.as_raw().iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+                preamble: true,
+            }),
+        ),
+    ];
+    drop((g16, g8));
+    let mut over = Vec::new();
+    for (name, bytes) in &files {
+        let (result, peak) = decode_measured(bytes);
+        println!(
+            "{name}: {} MB file, {result}, peak {:.0} MB (budget {:.0} MB)",
+            bytes.len() >> 20,
+            peak as f64 / 1e6,
+            budget as f64 / 1e6
+        );
+        if peak > budget {
+            over.push(*name);
+        }
+    }
+    assert!(over.is_empty(), "over the budget: {over:?}");
+}
+
+#[test]
+fn dicoms_mapped_in_place_give_what_dicom_pixeldata_gives() {
+    use xray_web::ml::dicom;
+    let _turn = turn();
+    let mut compared = 0;
+    for case in corpus::cases() {
+        if !dicom::is_dicom(&case.bytes) {
+            continue;
+        }
+        let fast = dicom::decode(&case.bytes).map(|(g, _)| g);
+        let reference = dicom::decode_with_pixeldata(&case.bytes);
+        match (fast, reference) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.dimensions(), b.dimensions(), "{}", case.name);
+                assert!(a.as_raw() == b.as_raw(), "{}: pixels differ", case.name);
+                compared += 1;
+            }
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("{}: {:?} vs {:?}", case.name, a.err(), b.err()),
+        }
+    }
+    println!("{compared} DICOMs compared");
+    assert!(compared >= 8, "only {compared} DICOMs compared");
 }

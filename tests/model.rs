@@ -90,6 +90,55 @@ fn weights_round_trip() {
     assert!(weights::from_bytes(b"not weights".to_vec(), &config, &device).is_err());
 }
 
+/// `bytes` with its tensors passed through `edit` and written back.
+fn rewritten(bytes: &[u8], edit: impl FnOnce(&mut Vec<burn_pack::Tensor>)) -> Vec<u8> {
+    let mut tensors =
+        burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+            .unwrap()
+            .into_tensors()
+            .unwrap();
+    edit(&mut tensors);
+    burn_pack::Writer::new(tensors)
+        .into_bytes()
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn a_file_with_a_tensor_of_another_shape_too_many_or_too_few_is_refused_by_name() {
+    let device = Device::flex();
+    let config = ResNetConfig::new(Depth::Resnet18, 8, 64);
+    let bytes = weights::to_bytes(&config.init(&device), Precision::F16).unwrap();
+    let refused = |bytes: Vec<u8>| match weights::from_bytes(bytes, &config, &device) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e.to_string(),
+    };
+    // Another model's file: the message names the first tensor that differs and both shapes.
+    let wider = weights::to_bytes(
+        &ResNetConfig::new(Depth::Resnet18, 16, 64).init(&device),
+        Precision::F16,
+    )
+    .unwrap();
+    let e = refused(wider);
+    assert!(
+        e.contains("bn1.beta has shape [16] in the file, [8] in the model"),
+        "{e}"
+    );
+    let e = refused(rewritten(&bytes, |t| {
+        t.retain(|t| t.name != "fc.bias");
+    }));
+    assert!(e.contains("the file lacks fc.bias"), "{e}");
+    let e = refused(rewritten(&bytes, |t| {
+        let mut extra = t[0].clone();
+        extra.name = "fc.extra".into();
+        t.push(extra);
+    }));
+    assert!(
+        e.contains("a tensor \"fc.extra\" that the model does not"),
+        "{e}"
+    );
+}
+
 /// The names in the file, sorted.
 fn stored_names(bytes: &[u8]) -> Vec<String> {
     let reader =

@@ -154,9 +154,9 @@ pub fn model_dir(dir: Option<&Path>) -> PathBuf {
 /// Loads the model card and weights from `dir`.
 pub fn load_classifier(dir: &Path, device: Device) -> Result<Classifier, CliError> {
     let card_path = dir.join("card.json");
-    let text = std::fs::read_to_string(&card_path)
+    let text = std::fs::read(&card_path)
         .map_err(|e| CliError::Io(format!("{}: {e}", card_path.display())))?;
-    let card: ModelCard = serde_json::from_str(&text)
+    let card = ModelCard::from_json(&text)
         .map_err(|e| CliError::Io(format!("{}: {e}", card_path.display())))?;
     let weights_path = dir.join(&card.weights);
     let bytes = std::fs::read(&weights_path)

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use super::{
-    card::ModelCard,
+    card::{CardError, ModelCard},
     dicom::DicomInfo,
     input::InputError,
     model::ResNet,
@@ -20,6 +20,17 @@ pub enum AnalyseError {
     /// The model failed.
     #[error("the model failed: {0}")]
     Model(#[from] WeightsError),
+}
+
+/// Why a model a visitor brings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Its card.
+    #[error(transparent)]
+    Card(#[from] CardError),
+    /// Its weights.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
 }
 
 /// Everything the page and the CLI say about one file.
@@ -74,6 +85,22 @@ impl Classifier {
             card,
             device,
         })
+    }
+
+    /// Loads a model the visitor brings, as the page's "Load weights" takes it: a weights
+    /// file and, optionally, the bytes of its `card.json` (parsed and validated). Without a
+    /// card the weights must fit `shipped`'s architecture and are read uncalibrated.
+    pub fn load_user(
+        card: Option<&[u8]>,
+        weights: Vec<u8>,
+        shipped: &ModelCard,
+        device: Device,
+    ) -> Result<Self, LoadError> {
+        let card = match card {
+            Some(json) => ModelCard::from_json(json)?,
+            None => shipped.uncalibrated(),
+        };
+        Ok(Self::load(card, weights, device)?)
     }
 
     /// Standardised model input from file bytes.

@@ -83,11 +83,14 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
             .get(128..)
             .ok_or(InputError::DicomDamaged("too short".into()))?
     };
-    check_lengths(body)?;
-    let obj = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Never)
-        .from_reader(Cursor::new(body))
-        .map_err(damaged)?;
+    let native = check_lengths(body)?;
+    // An uncompressed file is read up to its pixel data only: the samples are read from
+    // `bytes` in place (see `native_gray`), not copied into the object first.
+    let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
+    if native.is_some() {
+        options = options.read_until(tags::PIXEL_DATA);
+    }
+    let obj = options.from_reader(Cursor::new(body)).map_err(damaged)?;
     let text = |tag| {
         obj.element(tag)
             .ok()
@@ -102,7 +105,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         .trim_end_matches('\0')
         .to_string();
     let transfer_syntax = transfer_syntax_name(&ts_uid);
-    if obj.element(tags::PIXEL_DATA).is_err() {
+    if native.is_none() && obj.element(tags::PIXEL_DATA).is_err() {
         return Err(InputError::DicomNoImage);
     }
     let (rows, cols) = (
@@ -123,6 +126,84 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         transfer_syntax,
         windowed: false,
     };
+    if let Some(at) = native {
+        let data = &body[at.start..at.start + at.len];
+        if let Some(image) = native_gray(&obj, data, (rows, cols), &mut info)? {
+            return Ok((image, info));
+        }
+        // Another kind of uncompressed image (colour, 32-bit, per-frame functional groups):
+        // read the whole file, pixel data included, and let dicom-pixeldata decode it.
+        let whole = OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Never)
+            .from_reader(Cursor::new(body))
+            .map_err(damaged)?;
+        return pixeldata_gray(&whole, &ts_uid, (rows, cols), info, true);
+    }
+    pixeldata_gray(&obj, &ts_uid, (rows, cols), info, true)
+}
+
+/// The same decoding with dicom-pixeldata's own conversion for every file (the whole file is
+/// parsed into memory first, and every sample converted to f32): what `decode` did before it
+/// mapped samples in place, kept so that the tests can check the two agree.
+#[doc(hidden)]
+pub fn decode_with_pixeldata(bytes: &[u8]) -> Result<Gray16, InputError> {
+    let body = if bytes.get(0..4) == Some(b"DICM") {
+        bytes
+    } else {
+        bytes
+            .get(128..)
+            .ok_or(InputError::DicomDamaged("too short".into()))?
+    };
+    check_lengths(body)?;
+    let obj = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .from_reader(Cursor::new(body))
+        .map_err(damaged)?;
+    let int = |tag| obj.element(tag).ok().and_then(|e| e.to_int::<u32>().ok());
+    let (rows, cols) = (
+        int(tags::ROWS).unwrap_or(0),
+        int(tags::COLUMNS).unwrap_or(0),
+    );
+    let info = DicomInfo {
+        photometric: obj
+            .element(tags::PHOTOMETRIC_INTERPRETATION)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().trim_end_matches('\0').to_string())
+            .unwrap_or_default(),
+        ..DicomInfo::default()
+    };
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    pixeldata_gray(&obj, &ts, (rows, cols), info, false).map(|(g, _)| g)
+}
+
+type Object = dicom_object::FileDicomObject<dicom_object::InMemDicomObject>;
+
+/// Decodes the first frame with dicom-pixeldata (every transfer syntax it has a pure-Rust
+/// decoder for).
+fn pixeldata_gray(
+    obj: &Object,
+    ts_uid: &str,
+    (rows, cols): (u32, u32),
+    mut info: DicomInfo,
+    in_place: bool,
+) -> Result<(Gray16, DicomInfo), InputError> {
+    let int = |tag| obj.element(tag).ok().and_then(|e| e.to_int::<u32>().ok());
+    if obj.element(tags::PIXEL_DATA).is_err() {
+        return Err(InputError::DicomNoImage);
+    }
+    let bits_stored = int(tags::BITS_STORED).unwrap_or(0);
+    let bits_allocated = int(tags::BITS_ALLOCATED).unwrap_or(0);
+    // dicom-pixeldata asserts (panics) on these.
+    if bits_stored == 0 || bits_stored > bits_allocated.max(1) || bits_allocated > 32 {
+        return Err(damaged(format!(
+            "{bits_stored} bits stored in {bits_allocated} allocated"
+        )));
+    }
     if ts_uid == "1.2.840.10008.1.2.5" {
         let fragment = obj
             .element(tags::PIXEL_DATA)
@@ -136,6 +217,21 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
             bytes_per_sample * spp,
             rows as usize * cols as usize,
         )?;
+    }
+    // The decoded frame and the result, at the most (the samples are mapped in place).
+    let spp_bytes =
+        u64::from(bits_allocated.div_ceil(8) * int(tags::SAMPLES_PER_PIXEL).unwrap_or(1));
+    let pixels = u64::from(rows) * u64::from(cols);
+    let need = pixels * spp_bytes + pixels * 2;
+    let budget = super::input::decode_budget(cols, rows) as u64;
+    if need > budget {
+        return Err(InputError::OverBudget {
+            kind: format!("{} DICOM", info.transfer_syntax),
+            width: cols,
+            height: rows,
+            need_mb: (need / 1_000_000) as usize,
+            budget_mb: (budget / 1_000_000) as usize,
+        });
     }
     // Only the first frame is decoded, whatever the number of frames claims.
     let decoded = obj.decode_pixel_data_frame(0).map_err(|e| {
@@ -151,6 +247,13 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         }
     })?;
     let (w, h) = (decoded.columns(), decoded.rows());
+    if in_place
+        && (w, h) == (cols, rows)
+        && let Ok(frame) = decoded.frame_data(0)
+        && let Some(image) = native_gray(obj, frame, (rows, cols), &mut info)?
+    {
+        return Ok((image, info));
+    }
     let spp = usize::from(decoded.samples_per_pixel().max(1));
     let values: Vec<f32> = decoded.to_vec_frame::<f32>(0).map_err(damaged)?;
     let n = (w as usize) * (h as usize);
@@ -158,7 +261,9 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         return Err(damaged("the pixel data is shorter than the image size"));
     }
     let gray: Vec<f32> = if spp == 1 {
-        values[..n].to_vec()
+        let mut values = values;
+        values.truncate(n);
+        values
     } else {
         values
             .chunks_exact(spp)
@@ -183,18 +288,128 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
         }
         _ => percentiles(&gray, 0.001, 0.999),
     };
-    let span = (hi - lo).max(f32::EPSILON);
-    let invert = info.photometric == "MONOCHROME1";
-    let pixels: Vec<u16> = gray
-        .iter()
-        .map(|&v| {
-            let u = ((v - lo) / span).clamp(0.0, 1.0);
-            let u = if invert { 1.0 - u } else { u };
-            (u * 65_535.0).round() as u16
-        })
-        .collect();
+    let to_u16 = to_u16(lo, hi, info.photometric == "MONOCHROME1");
+    let pixels: Vec<u16> = gray.iter().map(|&v| to_u16(v)).collect();
     let image = Gray16::from_raw(w, h, pixels).ok_or_else(|| damaged("bad image size"))?;
     Ok((image, info))
+}
+
+/// The map from a value to the 16-bit result: `lo`..`hi` stretched over the range, inverted
+/// for MONOCHROME1.
+fn to_u16(lo: f32, hi: f32, invert: bool) -> impl Fn(f32) -> u16 {
+    let span = (hi - lo).max(f32::EPSILON);
+    move |v| {
+        let u = ((v - lo) / span).clamp(0.0, 1.0);
+        let u = if invert { 1.0 - u } else { u };
+        (u * 65_535.0).round() as u16
+    }
+}
+
+/// Decodes an uncompressed little-endian monochrome frame of 8- or 16-bit samples straight
+/// from the file's bytes, as dicom-pixeldata would (its modality LUT over the stored bits,
+/// then the file's window or the 0.1–99.9 % percentiles), with one allocation: the result.
+/// `None` for an image of another kind.
+fn native_gray(
+    obj: &Object,
+    data: &[u8],
+    (rows, cols): (u32, u32),
+    info: &mut DicomInfo,
+) -> Result<Option<Gray16>, InputError> {
+    use dicom_pixeldata::{Lut, Rescale};
+    let int = |tag| obj.element(tag).ok().and_then(|e| e.to_int::<u32>().ok());
+    let float = |tag| {
+        obj.element(tag)
+            .ok()
+            .and_then(|e| e.to_float64().ok())
+            .filter(|v| v.is_finite())
+    };
+    let bits_allocated = int(tags::BITS_ALLOCATED).unwrap_or(0);
+    let spp = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let monochrome = matches!(info.photometric.as_str(), "MONOCHROME1" | "MONOCHROME2");
+    let functional_groups = obj.element(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE).is_ok()
+        || obj
+            .element(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
+            .is_ok();
+    if spp != 1 || !monochrome || functional_groups || !matches!(bits_allocated, 8 | 16) {
+        return Ok(None);
+    }
+    let bits_stored = int(tags::BITS_STORED).unwrap_or(bits_allocated);
+    if bits_stored == 0 || bits_stored > bits_allocated {
+        return Err(damaged(format!(
+            "{bits_stored} bits stored in {bits_allocated} allocated"
+        )));
+    }
+    let n = rows as usize * cols as usize;
+    let bytes = bits_allocated as usize / 8;
+    let data = data
+        .get(..n * bytes)
+        .ok_or_else(|| damaged("the pixel data is shorter than the image size"))?;
+    let signed = int(tags::PIXEL_REPRESENTATION) == Some(1);
+    let rescale = Rescale::new(
+        float(tags::RESCALE_SLOPE).unwrap_or(1.0),
+        float(tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+    );
+    // As dicom-pixeldata builds it: over 8 bits for 8-bit samples, the stored bits for 16.
+    let lut_bits = if bits_allocated == 8 { 8 } else { bits_stored };
+    let lut: Lut<f32> = Lut::new_rescale(lut_bits as u16, signed, rescale).map_err(damaged)?;
+    let mask = (1u32 << lut_bits) - 1;
+    let sample = |i: usize| -> u32 {
+        if bytes == 1 {
+            u32::from(data[i])
+        } else {
+            u32::from(u16::from_le_bytes([data[2 * i], data[2 * i + 1]]))
+        }
+    };
+    let value = |s: u32| lut.get(s);
+    let window = float(tags::WINDOW_CENTER)
+        .zip(float(tags::WINDOW_WIDTH))
+        .filter(|&(_, width)| width > 1.0);
+    let (lo, hi) = match window {
+        Some((center, width)) => {
+            info.windowed = true;
+            let half = (width - 1.0) / 2.0;
+            ((center - 0.5 - half) as f32, (center - 0.5 + half) as f32)
+        }
+        None => {
+            // The exact percentiles of the values, from a histogram of the samples (at most
+            // 2^16 of them distinct).
+            let mut counts = vec![0u32; mask as usize + 1];
+            for i in 0..n {
+                counts[(sample(i) & mask) as usize] += 1;
+            }
+            let mut present: Vec<(f32, u32)> = counts
+                .iter()
+                .enumerate()
+                .filter(|&(_, &c)| c > 0)
+                .map(|(s, &c)| (value(s as u32), c))
+                .filter(|(v, _)| v.is_finite())
+                .collect();
+            present.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let total: u64 = present.iter().map(|&(_, c)| u64::from(c)).sum();
+            if total == 0 {
+                (0.0, 1.0)
+            } else {
+                let at = |q: f64| {
+                    let rank = ((total - 1) as f64 * q).round() as u64;
+                    let mut seen = 0u64;
+                    for &(v, c) in &present {
+                        seen += u64::from(c);
+                        if seen > rank {
+                            return v;
+                        }
+                    }
+                    present[present.len() - 1].0
+                };
+                (at(0.001), at(0.999))
+            }
+        }
+    };
+    let to_u16 = to_u16(lo, hi, info.photometric == "MONOCHROME1");
+    let table: Vec<u16> = (0..=mask).map(|s| to_u16(value(s))).collect();
+    let pixels: Vec<u16> = (0..n).map(|i| table[(sample(i) & mask) as usize]).collect();
+    Gray16::from_raw(cols, rows, pixels)
+        .map(Some)
+        .ok_or_else(|| damaged("bad image size"))
 }
 
 /// The `lo` and `hi` quantiles of `values` (finite ones).
@@ -284,7 +499,16 @@ fn is_sequence(group: u16, element: u16, vr: Option<&[u8]>, undefined: bool) -> 
 /// or not, so an element nested in an item is checked like one at the top (a 2 GB OB inside a
 /// sequence item got past a walk that skipped items whole). Only the fragments of
 /// encapsulated pixel data are skipped unread, as the parser keeps them as bytes.
-fn check_lengths(body: &[u8]) -> Result<(), InputError> {
+/// Where the pixel data of an uncompressed little-endian file lies in `body`: the last
+/// element (7FE0,0010) of defined length (an icon's, inside a sequence, comes before it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct NativePixels {
+    start: usize,
+    len: usize,
+}
+
+fn check_lengths(body: &[u8]) -> Result<Option<NativePixels>, InputError> {
+    let mut native = None;
     let mut pos = 4; // "DICM"
     let mut explicit = true;
     let mut big_endian = false;
@@ -297,7 +521,7 @@ fn check_lengths(body: &[u8]) -> Result<(), InputError> {
             in_meta = false;
             let ts = syntax.trim_end_matches(['\0', ' ']);
             if ts == "1.2.840.10008.1.2.1.99" {
-                return Ok(()); // deflated: the rest is compressed
+                return Ok(None); // deflated: the rest is compressed
             }
             explicit = ts != "1.2.840.10008.1.2";
             big_endian = ts == "1.2.840.10008.1.2.2";
@@ -386,9 +610,17 @@ fn check_lengths(body: &[u8]) -> Result<(), InputError> {
         if in_meta && (group, element) == (0x0002, 0x0010) {
             syntax = String::from_utf8_lossy(&body[start..end]).into_owned();
         }
+        if !in_meta && (group, element) == (0x7FE0, 0x0010) {
+            native = Some(NativePixels {
+                start,
+                len: len as usize,
+            });
+        }
         pos = end;
     }
-    Ok(())
+    let ts = syntax.trim_end_matches(['\0', ' ']);
+    let uncompressed_le = ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.1";
+    Ok(native.filter(|_| uncompressed_le))
 }
 
 /// Checks an RLE lossless frame before the decoder sees it (the decoder indexes past the end

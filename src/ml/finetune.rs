@@ -75,6 +75,30 @@ pub struct Settings {
     pub seed: u64,
 }
 
+/// The most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 1000;
+/// The largest batch a run may ask for.
+pub const MAX_BATCH: usize = 256;
+
+impl Settings {
+    /// Checks that the settings describe a run that can be made: 1..=[`MAX_EPOCHS`] epochs,
+    /// batches of 1..=[`MAX_BATCH`] images, a learning rate in (0, 1).
+    pub fn validate(&self) -> Result<(), FineTuneError> {
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) || !(1..=MAX_BATCH).contains(&self.batch) {
+            return Err(FineTuneError::Setting(format!(
+                "epochs must be 1 to {MAX_EPOCHS} and the batch size 1 to {MAX_BATCH} (got {} and {})",
+                self.epochs, self.batch
+            )));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 1.0) {
+            return Err(FineTuneError::Setting(
+                "the learning rate must be between 0 and 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One labelled image, `size`×`size` intensities in [0, 1] (not yet standardised).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
@@ -167,16 +191,7 @@ impl Session {
         if normal == 0 || pneumonia == 0 {
             return Err(FineTuneError::Classes { normal, pneumonia });
         }
-        if settings.epochs == 0 || settings.batch == 0 {
-            return Err(FineTuneError::Setting(
-                "epochs and batch size must be at least 1".into(),
-            ));
-        }
-        if !(settings.lr.is_finite() && settings.lr > 0.0 && settings.lr < 1.0) {
-            return Err(FineTuneError::Setting(
-                "the learning rate must be between 0 and 1".into(),
-            ));
-        }
+        settings.validate()?;
         let size = config.input_size;
         if let Some(bad) = examples.iter().find(|e| e.pixels.len() != size * size) {
             return Err(FineTuneError::Setting(format!(

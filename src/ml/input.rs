@@ -11,6 +11,17 @@ pub const MAX_SIDE: u32 = 20_000;
 /// Smallest side that can still be an X-ray worth classifying.
 pub const MIN_SIDE: u32 = 64;
 
+/// The least any file may allocate while it is decoded.
+pub const MIN_BUDGET: usize = 64 << 20;
+
+/// The most decoding one `width`×`height` image may allocate: the larger of 64 MB and 1.5
+/// times its 16-bit grayscale pixels (at most 60 MP × 2 bytes × 1.5 = 180 MB), whatever the
+/// file claims elsewhere.
+pub fn decode_budget(width: u32, height: u32) -> usize {
+    let pixels = u64::from(width) * u64::from(height);
+    MIN_BUDGET.max(usize::try_from(pixels * 3).unwrap_or(usize::MAX))
+}
+
 /// A 16-bit grayscale image.
 pub type Gray16 = ImageBuffer<Luma<u16>, Vec<u16>>;
 
@@ -49,6 +60,30 @@ pub enum InputError {
         max_mp: u64,
         /// Longest side allowed.
         max_side: u32,
+    },
+    /// Decoding would need more memory than the budget (a large colour image, usually).
+    #[error(
+        "decoding this {kind} image of {width}×{height} pixels would need {need_mb} MB, more than the {budget_mb} MB allowed for one file; X-rays are grayscale: save it as a grayscale image, or smaller"
+    )]
+    OverBudget {
+        /// What kind of pixels the file holds (e.g. "8-bit RGB").
+        kind: String,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// Memory its decoding needs, MB.
+        need_mb: usize,
+        /// The budget, MB.
+        budget_mb: usize,
+    },
+    /// A length declared in the file that the file does not hold.
+    #[error("the {format} file is damaged or truncated ({detail})")]
+    Lying {
+        /// Format name.
+        format: &'static str,
+        /// Which length.
+        detail: String,
     },
     /// Too small to be a radiograph.
     #[error("the image is too small ({width}×{height} pixels; at least {min}×{min} expected)")]

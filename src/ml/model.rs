@@ -97,6 +97,13 @@ impl ResNetConfig {
         )
     }
 
+    /// Length of the pooled feature vector the head reads: `8·width` (`32·width` with
+    /// bottlenecks).
+    pub fn features(&self) -> usize {
+        let expansion = if self.depth.bottleneck() { 4 } else { 1 };
+        (self.width << 3) * expansion
+    }
+
     /// Builds the model with freshly initialised parameters on `device`.
     pub fn init(&self, device: &Device) -> ResNet {
         let w = self.width;

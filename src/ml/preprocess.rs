@@ -15,7 +15,7 @@ use burn::prelude::*;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use serde::{Deserialize, Serialize};
 
-use super::input::{Gray16, InputError, MAX_PIXELS, MAX_SIDE, check_size};
+use super::input::{Gray16, InputError, MAX_PIXELS, MAX_SIDE, check_size, decode_budget};
 
 /// How the [0, 1] intensities of the resized image are mapped before standardisation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,19 +137,67 @@ pub fn decode_gray16(bytes: &[u8]) -> Result<Gray16, InputError> {
     decode(bytes).map(|d| d.gray)
 }
 
-/// Mean colourfulness of an image, on at most about 65 000 pixels.
+/// Mean colourfulness of an image, on at most about 65 000 pixels (read in place: no copy of
+/// the image).
 fn colourfulness(img: &DynamicImage) -> f32 {
+    use image::GenericImageView;
     if !img.color().has_color() {
         return 0.0;
     }
-    let rgb = img.to_rgb8();
-    let n = rgb.pixels().len();
+    let (w, h) = img.dimensions();
+    let n = u64::from(w) * u64::from(h);
     let step = (n / 65_536).max(1);
-    let (sum, count) = rgb.pixels().step_by(step).fold((0u64, 0u64), |(s, c), p| {
-        let [r, g, b] = p.0;
-        (s + u64::from(r.max(g).max(b) - r.min(g).min(b)), c + 1)
-    });
+    let (sum, count) = (0..n)
+        .step_by(step as usize)
+        .fold((0u64, 0u64), |(s, c), i| {
+            let [r, g, b, _] = img
+                .get_pixel((i % u64::from(w)) as u32, (i / u64::from(w)) as u32)
+                .0;
+            (s + u64::from(r.max(g).max(b) - r.min(g).min(b)), c + 1)
+        });
     sum as f32 / (255.0 * count.max(1) as f32)
+}
+
+/// The orientations that need a second buffer (the rest are done in place).
+fn rotates(orientation: image::metadata::Orientation) -> bool {
+    use image::metadata::Orientation::{Rotate90, Rotate90FlipH, Rotate270, Rotate270FlipH};
+    matches!(
+        orientation,
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH
+    )
+}
+
+/// What decoding needs at its peak, in bytes: the decoder's own buffer (`native`), a rotated
+/// copy of it where the orientation asks for one, and the 16-bit grayscale result (none for a
+/// 16-bit grayscale file, which becomes the result).
+fn decode_need(color: image::ColorType, pixels: u64, rotated: bool) -> u64 {
+    use image::ColorType;
+    let native = pixels * u64::from(color.bytes_per_pixel());
+    let out = if color == ColorType::L16 {
+        0
+    } else {
+        pixels * 2
+    };
+    // Float images with alpha are flattened through a 16-bit RGBA copy.
+    let staging = if color == ColorType::Rgba32F {
+        pixels * 8
+    } else {
+        0
+    };
+    let orient = if rotated { 2 * native } else { native };
+    orient.max(native + out + staging)
+}
+
+fn color_name(color: image::ColorType) -> String {
+    use image::ColorType;
+    let bits = color.bits_per_pixel() / u16::from(color.channel_count());
+    let kind = match color {
+        ColorType::L8 | ColorType::L16 => "grayscale",
+        ColorType::La8 | ColorType::La16 => "grayscale with alpha",
+        ColorType::Rgb8 | ColorType::Rgb16 | ColorType::Rgb32F => "RGB",
+        _ => "RGBA",
+    };
+    format!("{bits}-bit {kind}")
 }
 
 /// Decodes any supported image or DICOM file (the format is sniffed from the bytes).
@@ -188,6 +236,11 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
             detail: "the file ends before the end of the image data".into(),
         });
     }
+    // Every length the container declares, against the bytes present.
+    super::containers::check(format, bytes).map_err(|detail| InputError::Lying {
+        format: name,
+        detail,
+    })?;
     // The header alone first: a lying or hostile header is refused before any allocation.
     let mut header = ImageReader::with_format(Cursor::new(bytes), format);
     header.no_limits();
@@ -203,11 +256,24 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
     };
     let header = header.into_dimensions().map_err(refused)?;
     check_size(header.0, header.1)?;
+    let budget = decode_budget(header.0, header.1);
+    if format == ImageFormat::Tiff
+        && let Some(gray) = tiff_gray(bytes, budget).map_err(corrupt)?
+    {
+        let dimensions = gray.dimensions();
+        return Ok(Decoded {
+            gray,
+            colour: 0.0,
+            format: name,
+            dimensions,
+            dicom: None,
+        });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(1 << 30);
+    limits.max_alloc = Some(budget as u64);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(refused)?;
     let (width, height) = decoder.dimensions();
@@ -215,7 +281,35 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let color = decoder.color_type();
+    let pixels = u64::from(width) * u64::from(height);
+    // image's TIFF decoder decodes into a buffer of its own, then copies.
+    let staging = if format == ImageFormat::Tiff {
+        pixels * u64::from(color.bytes_per_pixel())
+    } else {
+        0
+    };
+    let need = decode_need(color, pixels, rotates(orientation)) + staging;
+    let budget = decode_budget(width, height);
+    if need > budget as u64 {
+        return Err(InputError::OverBudget {
+            kind: color_name(color),
+            width,
+            height,
+            need_mb: (need / 1_000_000) as usize,
+            budget_mb: budget / 1_000_000,
+        });
+    }
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        image::ImageError::Limits(_) => InputError::OverBudget {
+            kind: color_name(color),
+            width,
+            height,
+            need_mb: (need / 1_000_000) as usize,
+            budget_mb: budget / 1_000_000,
+        },
+        e => corrupt(e),
+    })?;
     img.apply_orientation(orientation);
     let colour = colourfulness(&img);
     Ok(Decoded {
@@ -225,6 +319,63 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, InputError> {
         dimensions: (width, height),
         dicom: None,
     })
+}
+
+/// A single-plane 8- or 16-bit grayscale TIFF, decoded by the tiff crate straight into the
+/// result (16-bit samples are the result; 8-bit ones are widened as image widens them), with
+/// its orientation applied. `None` for any other kind of TIFF, which image decodes.
+fn tiff_gray(bytes: &[u8], budget: usize) -> Result<Option<Gray16>, image::ImageError> {
+    use tiff::{
+        ColorType,
+        decoder::{Decoder, DecodingResult, Limits},
+        tags::{PlanarConfiguration, Tag},
+    };
+    let err = |e: tiff::TiffError| {
+        image::ImageError::Decoding(image::error::DecodingError::new(
+            image::error::ImageFormatHint::Exact(ImageFormat::Tiff),
+            e,
+        ))
+    };
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = budget;
+    limits.intermediate_buffer_size = budget;
+    let mut d = Decoder::new(Cursor::new(bytes))
+        .map_err(err)?
+        .with_limits(limits);
+    let planar = d
+        .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
+        .map_err(err)?
+        .and_then(PlanarConfiguration::from_u16);
+    let color = match d.colortype().map_err(err)? {
+        ColorType::Gray(8) => image::ColorType::L8,
+        ColorType::Gray(16) => image::ColorType::L16,
+        _ => return Ok(None),
+    };
+    if planar == Some(PlanarConfiguration::Planar) {
+        return Ok(None);
+    }
+    let (w, h) = d.dimensions().map_err(err)?;
+    let orientation = d
+        .find_tag_unsigned::<u16>(Tag::Orientation)
+        .map_err(err)?
+        .and_then(|v| image::metadata::Orientation::from_exif(v.min(255) as u8))
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let need = decode_need(color, u64::from(w) * u64::from(h), rotates(orientation));
+    if need > budget as u64 {
+        return Err(image::ImageError::Limits(
+            image::error::LimitError::from_kind(image::error::LimitErrorKind::InsufficientMemory),
+        ));
+    }
+    let img = match d.read_image().map_err(err)? {
+        DecodingResult::U16(v) => Gray16::from_raw(w, h, v).map(DynamicImage::ImageLuma16),
+        DecodingResult::U8(v) => image::GrayImage::from_raw(w, h, v).map(DynamicImage::ImageLuma8),
+        _ => None,
+    };
+    let Some(mut img) = img else {
+        return Ok(None);
+    };
+    img.apply_orientation(orientation);
+    Ok(Some(img.into_luma16()))
 }
 
 /// Whether a JPEG has an end-of-image marker after its last scan. Scan data cannot contain
@@ -244,22 +395,45 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 
 /// Collapses colour and alpha to 16-bit luminance. Transparent pixels are composited on black,
 /// the background of a radiograph.
+///
+/// Read in place: the only allocation is the result (none for a 16-bit grayscale image).
 fn flatten_to_gray16(img: DynamicImage) -> Gray16 {
-    if img.color().has_alpha() {
-        let rgba = img.to_rgba16();
-        let (w, h) = rgba.dimensions();
+    fn composite(w: u32, h: u32, rgba: impl Iterator<Item = [u16; 4]>) -> Gray16 {
         let pixels = rgba
-            .pixels()
-            .map(|p| {
-                let [r, g, b, a] = p.0;
+            .map(|[r, g, b, a]| {
                 let luma =
                     (2126 * u64::from(r) + 7152 * u64::from(g) + 722 * u64::from(b)) / 10_000;
                 (luma * u64::from(a) / 65_535) as u16
             })
             .collect();
         Gray16::from_raw(w, h, pixels).unwrap_or_else(|| Gray16::new(w, h))
-    } else {
-        img.to_luma16()
+    }
+    let wide = |v: u8| u16::from(v) * 257;
+    let (w, h) = (img.width(), img.height());
+    match img {
+        DynamicImage::ImageLumaA8(b) => composite(
+            w,
+            h,
+            b.pixels().map(|p| {
+                let [l, a] = p.0;
+                [wide(l), wide(l), wide(l), wide(a)]
+            }),
+        ),
+        DynamicImage::ImageRgba8(b) => composite(w, h, b.pixels().map(|p| p.0.map(wide))),
+        DynamicImage::ImageLumaA16(b) => composite(
+            w,
+            h,
+            b.pixels().map(|p| {
+                let [l, a] = p.0;
+                [l, l, l, a]
+            }),
+        ),
+        DynamicImage::ImageRgba16(b) => composite(w, h, b.pixels().map(|p| p.0)),
+        img if img.color().has_alpha() => {
+            let rgba = img.to_rgba16();
+            composite(w, h, rgba.pixels().map(|p| p.0))
+        }
+        img => img.into_luma16(),
     }
 }
 

@@ -149,11 +149,11 @@ impl ModuleVisitor for Collect {
     }
 }
 
-/// Maps each stored name of a model's parameters to its module path.
+/// Maps each stored name of a model's parameters to its module path and shape.
 #[derive(Default)]
 struct Names {
     path: Path,
-    names: std::collections::HashMap<String, String>,
+    names: std::collections::BTreeMap<String, (String, Vec<usize>)>,
 }
 
 impl ModuleVisitor for Names {
@@ -165,8 +165,12 @@ impl ModuleVisitor for Names {
         self.path.exit();
     }
 
-    fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
-        self.names.insert(self.path.stored(), self.path.module());
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        // The shape without initialising the parameter: a freshly built model allocates
+        // nothing for its weights until they are used or loaded.
+        let shape = param.lazy_shape().to_vec();
+        self.names
+            .insert(self.path.stored(), (self.path.module(), shape));
     }
 }
 
@@ -224,25 +228,56 @@ pub async fn to_bytes_async(model: &ResNet, precision: Precision) -> Result<Vec<
 }
 
 /// Builds the model described by `config` on `device` and loads `bytes` into it.
+///
+/// Every tensor the file declares is checked before any of it is read: its name, float type
+/// and shape against the model's (which `config` bounds), its byte range against the file
+/// (burnpack's reader). A file with a tensor too many or too few is refused. The model's own
+/// parameters are built lazily and never allocated for a file that is refused, so loading
+/// allocates little beyond the file itself, whatever it claims.
 pub fn from_bytes(
     bytes: Vec<u8>,
     config: &ResNetConfig,
     device: &Device,
 ) -> Result<ResNet, WeightsError> {
     let format = |e: burn_pack::Error| WeightsError::Format(e.to_string());
+    let mismatch = |detail: String| WeightsError::Mismatch {
+        model: config.name(),
+        detail,
+    };
     let model = config.init(device);
     let mut names = Names::default();
     model.visit(&mut names);
-    // Stored names back to module paths; a name the model lacks stays as it is and is
-    // reported as unused by the load.
     let mut tensors = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(format)?
         .into_tensors()
         .map_err(format)?;
+    let mut seen = std::collections::BTreeSet::new();
     for t in &mut tensors {
-        if let Some(path) = names.names.get(&t.name) {
-            t.name.clone_from(path);
+        let Some((path, shape)) = names.names.get(&t.name) else {
+            return Err(mismatch(format!(
+                "the file has a tensor {:?} that the model does not",
+                t.name
+            )));
+        };
+        if !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(mismatch(format!(
+                "{} is stored as {:?}, not as floats",
+                t.name, t.dtype
+            )));
         }
+        if t.shape.to_vec() != *shape {
+            return Err(mismatch(format!(
+                "{} has shape {:?} in the file, {:?} in the model",
+                t.name,
+                t.shape.to_vec(),
+                shape
+            )));
+        }
+        seen.insert(t.name.clone());
+        t.name.clone_from(path);
+    }
+    if let Some(missing) = names.names.keys().find(|n| !seen.contains(*n)) {
+        return Err(mismatch(format!("the file lacks {missing}")));
     }
     let renamed = burn_pack::Writer::new(tensors)
         .into_bytes()
@@ -252,8 +287,5 @@ pub fn from_bytes(
         .cast_to_module_dtype();
     model
         .try_load_record(record)
-        .map_err(|e| WeightsError::Mismatch {
-            model: config.name(),
-            detail: e.to_string(),
-        })
+        .map_err(|e| mismatch(e.to_string()))
 }

@@ -40,7 +40,7 @@ impl Engine {
         }
         let card_url = browser::asset_url("public/model/card.json");
         let card_bytes = browser::fetch_bytes(&card_url, |_, _| {}).await?;
-        let card: ModelCard = serde_json::from_slice(&card_bytes).map_err(|e| WebError::Json {
+        let card = ModelCard::from_json(&card_bytes).map_err(|e| WebError::Json {
             what: "the model card".into(),
             detail: e.to_string(),
         })?;

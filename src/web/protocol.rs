@@ -6,15 +6,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde::de::DeserializeOwned;
 #[cfg(target_arch = "wasm32")]
 use {
     super::browser,
-    serde::de::DeserializeOwned,
     wasm_bindgen::{JsCast, JsValue},
 };
 
 use super::{backend::Backend, error::WebError};
-use crate::ml::{card::ModelCard, finetune::Settings};
+use crate::ml::{
+    card::ModelCard,
+    finetune::{Example, Settings},
+};
 
 /// What the page asks of a running session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +44,67 @@ pub struct StartRun {
     pub tune_labels: Vec<bool>,
     /// Validation images.
     pub n_val: usize,
+}
+
+/// A start message's data, checked against its card and settings.
+#[derive(Debug)]
+pub struct RunInputs {
+    /// The starting model's card (validated).
+    pub card: ModelCard,
+    /// Settings of the run (validated).
+    pub settings: Settings,
+    /// Where to train.
+    pub backend: Backend,
+    /// Weights to start from, if any.
+    pub base: Option<Vec<u8>>,
+    /// The fine-tuning images with their labels.
+    pub tune: Vec<Example>,
+    /// The validation images.
+    pub val: Vec<Vec<f32>>,
+}
+
+impl StartRun {
+    /// Unpacks the run's parts and checks them before anything is allocated for them: the
+    /// card and settings are validated, there are exactly three parts, the pixel parts hold
+    /// whole images of the card's size, one label per fine-tuning image and `n_val`
+    /// validation images.
+    pub fn inputs(self, parts: Vec<Vec<u8>>) -> Result<RunInputs, WebError> {
+        let StartRun {
+            card,
+            settings,
+            backend,
+            tune_labels,
+            n_val,
+        } = self;
+        card.validate()
+            .map_err(|e| WebError::Protocol(format!("the start message's card: {e}")))?;
+        settings
+            .validate()
+            .map_err(|e| WebError::Training(e.to_string()))?;
+        let [base, tune, val]: [Vec<u8>; 3] = parts
+            .try_into()
+            .map_err(|_| WebError::Protocol("the start message lacks its data".into()))?;
+        let pixels = card.model.input_size * card.model.input_size;
+        if tune.len() != tune_labels.len() * 4 * pixels || val.len() != n_val * 4 * pixels {
+            return Err(WebError::Protocol(
+                "the start message's images and labels do not match".into(),
+            ));
+        }
+        let tune = images_from_bytes(&tune, pixels)?
+            .into_iter()
+            .zip(tune_labels)
+            .map(|(pixels, pneumonia)| Example { pixels, pneumonia })
+            .collect();
+        let val = images_from_bytes(&val, pixels)?;
+        Ok(RunInputs {
+            card,
+            settings,
+            backend,
+            base: (!base.is_empty()).then_some(base),
+            tune,
+            val,
+        })
+    }
 }
 
 /// Page → worker.
@@ -176,6 +240,11 @@ pub fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
     values.into_iter().flat_map(f32::to_le_bytes).collect()
 }
 
+/// A message's text, decoded.
+pub fn decode_text<T: DeserializeOwned>(json: &str) -> Result<T, WebError> {
+    serde_json::from_str(json).map_err(|e| WebError::Protocol(format!("a garbled message: {e}")))
+}
+
 /// `values` from little-endian bytes, cut into images of `pixels` values.
 pub fn images_from_bytes(bytes: &[u8], pixels: usize) -> Result<Vec<Vec<f32>>, WebError> {
     if pixels == 0 || !bytes.len().is_multiple_of(4 * pixels) {
@@ -223,8 +292,7 @@ pub fn decode<T: DeserializeOwned>(data: &JsValue) -> Result<(T, Vec<Vec<u8>>), 
         .ok()
         .and_then(|j| j.as_string())
         .ok_or_else(|| WebError::Protocol("a message without its text".into()))?;
-    let msg = serde_json::from_str(&json)
-        .map_err(|e| WebError::Protocol(format!("a garbled message: {e}")))?;
+    let msg = decode_text(&json)?;
     let parts = js_sys::Reflect::get(data, &"parts".into())
         .ok()
         .and_then(|p| p.dyn_into::<js_sys::Array>().ok())

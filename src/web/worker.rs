@@ -15,11 +15,9 @@ use super::{
     backend::Backend,
     browser, engine,
     error::WebError,
-    protocol::{
-        Control, Failure, FromWorker, Pass, StartRun, ToWorker, decode, encode, images_from_bytes,
-    },
+    protocol::{Control, Failure, FromWorker, Pass, RunInputs, StartRun, ToWorker, decode, encode},
 };
-use crate::ml::finetune::{self, Example, Session};
+use crate::ml::finetune::{self, Session};
 
 /// Validation images per forward pass.
 const EVAL_CHUNK: usize = 8;
@@ -99,24 +97,14 @@ async fn train(
     parts: Vec<Vec<u8>>,
     control: &Cell<Control>,
 ) -> Result<(), WebError> {
-    let StartRun {
+    let RunInputs {
         card,
         settings,
         backend,
-        tune_labels,
-        n_val,
-    } = start;
-    let [base, tune, val]: [Vec<u8>; 3] = parts
-        .try_into()
-        .map_err(|_| WebError::Protocol("the start message lacks its data".into()))?;
-    let pixels = card.model.input_size * card.model.input_size;
-    let tune = images_from_bytes(&tune, pixels)?;
-    let val = images_from_bytes(&val, pixels)?;
-    if tune.len() != tune_labels.len() || val.len() != n_val {
-        return Err(WebError::Protocol(
-            "the start message's images and labels do not match".into(),
-        ));
-    }
+        base,
+        tune,
+        val,
+    } = start.inputs(parts)?;
     let asked = backend;
     // A browser may offer WebGPU to pages but not to workers.
     let (backend, device, fallback) = match engine::device(asked).await {
@@ -130,18 +118,12 @@ async fn train(
         ),
         Err(e) => return Err(e),
     };
-    let examples = tune
-        .into_iter()
-        .zip(tune_labels)
-        .map(|(pixels, pneumonia)| Example { pixels, pneumonia })
-        .collect();
-    let base = (!base.is_empty()).then_some(base);
     let mut session = Session::new(
         &card.model,
         base,
         card.normalization,
         settings,
-        examples,
+        tune,
         &device,
     )?;
     post(

@@ -626,6 +626,53 @@ pub fn cases() -> Vec<Case> {
             },
             expect: Expect::Refused("damaged or truncated"),
         },
+        // Containers whose declared lengths exceed the file (checked before a decoder sizes a
+        // buffer by them).
+        Case {
+            name: "webp-exif-1gb.webp",
+            bytes: {
+                let mut b = encode(&dynamic, ImageFormat::WebP);
+                b.extend_from_slice(b"EXIF");
+                b.extend_from_slice(&0x4000_0000u32.to_le_bytes());
+                let riff = (b.len() - 8) as u32;
+                b[4..8].copy_from_slice(&riff.to_le_bytes());
+                b
+            },
+            expect: Expect::Refused("the EXIF chunk declares 1073741824 bytes"),
+        },
+        Case {
+            name: "png-iccp-2gb.png",
+            bytes: {
+                let b = encode(&dynamic, ImageFormat::Png);
+                // An iCCP chunk claiming 2 GB, right after IHDR.
+                let at = 8 + 12 + 13;
+                let mut out = b[..at].to_vec();
+                out.extend_from_slice(&0x7FFF_FFF0u32.to_be_bytes());
+                out.extend_from_slice(b"iCCP");
+                out.extend_from_slice(b"icc\0\0");
+                out.extend_from_slice(&b[at..]);
+                out
+            },
+            expect: Expect::Refused("the iCCP chunk declares"),
+        },
+        Case {
+            name: "tiff-tag-4g-values.tiff",
+            bytes: {
+                let mut b = encode(&dynamic, ImageFormat::Tiff);
+                // The first directory entry's count: 4 G values, at an offset inside the file.
+                let le = b[0] == b'I';
+                let word = |b: &[u8], at: usize| {
+                    let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+                    if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) }
+                };
+                let ifd = word(&b, 4) as usize;
+                let count = ifd + 2 + 4;
+                let many = if le { u32::MAX.to_le_bytes() } else { u32::MAX.to_be_bytes() };
+                b[count..count + 4].copy_from_slice(&many);
+                b
+            },
+            expect: Expect::Refused("declares"),
+        },
         Case {
             name: "truncated.png",
             bytes: {

@@ -12,7 +12,7 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The shipped model card, parsed.
 pub fn card() -> ModelCard {
-    serde_json::from_slice(CARD).expect("public/model/card.json parses")
+    ModelCard::from_json(CARD).expect("public/model/card.json parses and is valid")
 }
 
 /// The shipped weights.

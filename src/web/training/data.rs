@@ -12,7 +12,8 @@ use super::{
 use crate::{
     ml::{
         finetune::Example,
-        preprocess, split,
+        folder::{self, FolderFile},
+        preprocess,
         subset::{Part, SubsetManifest, label_from_path},
     },
     web::{browser, error::WebError},
@@ -191,26 +192,32 @@ pub async fn load_user_files(
             i as f64 / n.max(1) as f64,
         ));
         let path = browser::relative_path(&file);
-        let Some(pneumonia) = label.or_else(|| label_from_path(&path)) else {
-            skipped.push(format!(
-                "{path}: not inside a folder named NORMAL or PNEUMONIA, so its label is unknown"
-            ));
-            continue;
+        let read = if label.is_some() || label_from_path(&path).is_some() {
+            browser::read_file(&file)
+                .await
+                .map_err(|e| format!("{path}: {e}"))
+        } else {
+            // Unlabelled: refused by `folder::example` without reading the file.
+            Ok(Vec::new())
         };
-        let decoded = match browser::read_file(&file).await {
-            Ok(bytes) => preprocess::decode_gray16(&bytes).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match decoded {
-            Ok(gray) => {
+        let example = read.and_then(|bytes| {
+            folder::example(
+                FolderFile {
+                    path: &path,
+                    label,
+                    bytes: &bytes,
+                },
+                size,
+            )
+        });
+        match example {
+            Ok(example) => {
                 let url = browser::file_url(&file);
                 let thumb = url.to_string();
                 ts.handles.update_value(|h| h.urls.push(url));
+                let pneumonia = example.pneumonia;
                 items.push(ValImage {
-                    example: Example {
-                        pixels: preprocess::to_square_unit(&gray, size),
-                        pneumonia,
-                    },
+                    example,
                     meta: ValMeta {
                         name: file.name(),
                         thumb,
@@ -218,7 +225,7 @@ pub async fn load_user_files(
                     },
                 });
             }
-            Err(e) => skipped.push(format!("{path}: {e}")),
+            Err(e) => skipped.push(e),
         }
         browser::yield_now().await;
     }
@@ -227,7 +234,14 @@ pub async fn load_user_files(
         .iter()
         .map(|v| (v.meta.name.as_str(), v.example.pneumonia))
         .collect();
-    let held = split::holdout(&named, 0.2, 7);
+    ts.skipped.set(skipped);
+    let held = match folder::split(&named) {
+        Ok(held) => held,
+        Err(e) => {
+            ts.data.set(DataStatus::Error(e));
+            return;
+        }
+    };
     let mut tune = Vec::new();
     let mut val = Vec::new();
     for (item, held) in items.iter().zip(held) {
@@ -236,20 +250,6 @@ pub async fn load_user_files(
         } else {
             tune.push(item.example.clone());
         }
-    }
-    ts.skipped.set(skipped);
-    let both = |v: &mut dyn Iterator<Item = bool>| {
-        let v: Vec<bool> = v.collect();
-        v.contains(&true) && v.contains(&false)
-    };
-    if !both(&mut tune.iter().map(|e| e.pneumonia))
-        || !both(&mut val.iter().map(|v| v.example.pneumonia))
-    {
-        ts.data.set(DataStatus::Error(format!(
-            "your images need at least 2 usable images of each class (NORMAL and PNEUMONIA); {} were usable",
-            items.len()
-        )));
-        return;
     }
     ts.data.set(DataStatus::Ready(describe(
         &tune,

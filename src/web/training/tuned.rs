@@ -35,19 +35,6 @@ pub async fn classify_tuned(ts: TrainState, x: &[f32]) -> Option<Result<Predicti
     )
 }
 
-/// The card of a model trained in the page from the shipped one: no calibration of its own.
-fn uncalibrated(card: &ModelCard) -> ModelCard {
-    let mut c = card.clone();
-    c.threshold = 0.5;
-    c.temperature = 1.0;
-    c.validation = None;
-    c.validation_ci = None;
-    c.stress = None;
-    c.uncertain = None;
-    c.history = Vec::new();
-    c
-}
-
 /// Loads weights trained by the worker as the tuned model, on the page's backend.
 pub async fn load_trained(
     ts: TrainState,
@@ -57,7 +44,7 @@ pub async fn load_trained(
     description: String,
 ) -> Result<(), WebError> {
     let shipped = card.ok_or(WebError::ModelNotLoaded)?;
-    let mut card = uncalibrated(&shipped);
+    let mut card = shipped.uncalibrated();
     card.name = format!("{} ({description})", shipped.name);
     card.weights = "xray-finetuned.bpk".into();
     card.weights_dtype = "f32".into();
@@ -120,21 +107,14 @@ async fn weights_from(
         WebError::Refused("choose a weights file (.bpk), optionally with its card.json".into())
     })?;
     let card = match cards.first() {
-        Some(f) => {
-            let bytes = browser::read_file(f).await?;
-            serde_json::from_slice::<ModelCard>(&bytes).map_err(|e| WebError::Json {
-                what: format!("{} (a model card)", f.name()),
-                detail: e.to_string(),
-            })?
-        }
-        None => uncalibrated(&shipped),
+        Some(f) => Some(browser::read_file(f).await?),
+        None => None,
     };
     let bytes = browser::read_file(&weights_file).await?;
     let device = engine::device(app.backend.get_untracked()).await?;
     let name = weights_file.name();
-    let mut card = card;
-    card.name = format!("loaded from {name}");
-    let classifier = Classifier::load(card, bytes, device)
+    let mut classifier = Classifier::load_user(card.as_deref(), bytes, &shipped, device)
         .map_err(|e| WebError::Model(format!("{name}: {e}")))?;
+    classifier.card.name = format!("loaded from {name}");
     Ok((classifier, name))
 }
