@@ -55,9 +55,11 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   after=$(find "fuzz/artifacts/$t" -type f | wc -l)
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$' | tail -1)
-  secs=$(grep -o 'stat::total_time_in_seconds: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$' | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$logs/$t.log" | tail -1 | grep -o '[0-9]*')
+  # libFuzzer's last words: "Done N runs in S second(s)"; coverage from its last status line.
+  done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$logs/$t.log" | tail -1 || true)
+  execs=$(echo "$done_line" | awk '{print $2}')
+  secs=$(echo "$done_line" | awk '{print $5}')
+  cov=$(grep -o 'cov: [0-9]*' "$logs/$t.log" | tail -1 | grep -o '[0-9]*' || true)
   new=$((after - before))
   [ "$rc" -eq 0 ] && [ "$new" -eq 0 ] || found=1
   summary+=("$(printf '%-9s %10s execs %6s s  cov %6s  findings %s  (exit %s)' \

@@ -389,3 +389,70 @@ fn dicoms_mapped_in_place_give_what_dicom_pixeldata_gives() {
     println!("{compared} DICOMs compared");
     assert!(compared >= 8, "only {compared} DICOMs compared");
 }
+
+/// Every file kept under `tests/fuzz/` goes through the path its fuzz target exercises (the
+/// name's first word says which: `weights-`, `card-`, `protocol-`, `dataset-`; anything else is
+/// `decode`) and stays within the budget: 64 MB for these small files, whatever they claim.
+#[test]
+fn every_kept_fuzz_finding_stays_within_the_budget() {
+    let _turn = turn();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let peak = if name.starts_with("weights-") {
+            let parts = split(&bytes, b"\0PART\0");
+            let (card, w) = match parts.as_slice() {
+                [w] => (None, *w),
+                [c, w, ..] => (Some(*c), *w),
+                [] => unreachable!(),
+            };
+            load_measured(card, w.to_vec()).1
+        } else if name.starts_with("card-") {
+            measured(|| xray_web::ml::card::ModelCard::from_json(&bytes).is_ok()).1
+        } else if name.starts_with("protocol-") {
+            measured(|| {
+                use xray_web::web::protocol::{ToWorker, decode_text};
+                let parts = split(&bytes, b"\0PART\0");
+                let text = String::from_utf8_lossy(parts[0]);
+                if let Ok(ToWorker::Start(s)) = decode_text::<ToWorker>(&text) {
+                    let _ = s.inputs(parts[1..].iter().map(|p| p.to_vec()).collect());
+                }
+            })
+            .1
+        } else if name.starts_with("dataset-") {
+            measured(|| {
+                for file in split(&bytes, b"\0PART\0") {
+                    let at = file.iter().position(|&b| b == b'\n').unwrap_or(file.len());
+                    let path = String::from_utf8_lossy(&file[..at]);
+                    let f = xray_web::ml::folder::FolderFile {
+                        path: &path,
+                        label: None,
+                        bytes: file.get(at + 1..).unwrap_or_default(),
+                    };
+                    let _ = xray_web::ml::folder::example(f, 32);
+                }
+            })
+            .1
+        } else {
+            decode_measured(&bytes).1
+        };
+        assert!(peak < LIMIT, "{name}: {peak} bytes allocated");
+        n += 1;
+    }
+    assert!(n >= 4, "only {n} files in tests/fuzz");
+}
+
+/// `data` cut at every `sep` (as the fuzz targets cut their inputs).
+fn split<'a>(data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::new();
+    let mut rest = data;
+    while let Some(at) = rest.windows(sep.len()).position(|w| w == sep) {
+        parts.push(&rest[..at]);
+        rest = &rest[at + sep.len()..];
+    }
+    parts.push(rest);
+    parts
+}
