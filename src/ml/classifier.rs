@@ -123,18 +123,25 @@ impl Classifier {
         })
     }
 
-    /// Logits and pooled features of one prepared image, still on the device.
+    /// Logits and pooled features of one prepared image, side by side in one tensor still on
+    /// the device, so that one read brings both back (on WebGPU each read is a round trip).
     ///
     /// # Shapes
-    /// - output `[1, 2]` and `[1, features]`
-    fn logits_and_features(&self, p: &Prepared) -> (Tensor<2>, Tensor<2>) {
+    /// - output `[1, 2 + features]`: the two logits, then the features
+    fn outputs(&self, p: &Prepared) -> Tensor<2> {
         let x = preprocess::batch_tensor(
             std::slice::from_ref(&p.input),
             self.card.model.input_size,
             &self.device,
         );
         let features = self.model.features(x);
-        (self.model.head(features.clone()), features)
+        Tensor::cat(vec![self.model.head(features.clone()), features], 1)
+    }
+
+    /// Splits read-back [`outputs`](Self::outputs) and finishes the analysis.
+    fn finish_outputs(&self, p: Prepared, outputs: &[f32]) -> Analysis {
+        let (logits, features) = outputs.split_at(outputs.len().min(2));
+        self.finish(p, logits, features)
     }
 
     fn finish(&self, p: Prepared, logits: &[f32], features: &[f32]) -> Analysis {
@@ -156,20 +163,16 @@ impl Classifier {
 
     /// Prediction, out-of-distribution check and metadata for a prepared image (any backend).
     pub async fn analyse_prepared_async(&self, p: Prepared) -> Result<Analysis, AnalyseError> {
-        let (logits, features) = self.logits_and_features(&p);
-        let logits = weights::read_async(logits).await?;
-        let features = weights::read_async(features).await?;
-        Ok(self.finish(p, &logits, &features))
+        let outputs = weights::read_async(self.outputs(&p)).await?;
+        Ok(self.finish_outputs(p, &outputs))
     }
 
     /// Prediction, out-of-distribution check and metadata for a file (native backends).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn analyse(&self, bytes: &[u8]) -> Result<Analysis, AnalyseError> {
         let p = self.prepare(bytes)?;
-        let (logits, features) = self.logits_and_features(&p);
-        let logits = weights::read(logits)?;
-        let features = weights::read(features)?;
-        Ok(self.finish(p, &logits, &features))
+        let outputs = weights::read(self.outputs(&p))?;
+        Ok(self.finish_outputs(p, &outputs))
     }
 
     /// Logits of a batch of standardised images, still on the device.
