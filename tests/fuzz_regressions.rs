@@ -8,6 +8,8 @@
 mod corpus;
 mod support;
 
+use support::fuzz_input::{PART, split};
+
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     sync::atomic::{AtomicUsize, Ordering},
@@ -403,7 +405,7 @@ fn every_kept_fuzz_finding_stays_within_the_budget() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let bytes = std::fs::read(&path).unwrap();
         let peak = if name.starts_with("weights-") {
-            let parts = split(&bytes, b"\0PART\0");
+            let parts = split(&bytes, PART);
             let (card, w) = match parts.as_slice() {
                 [w] => (None, *w),
                 [c, w, ..] => (Some(*c), *w),
@@ -415,7 +417,7 @@ fn every_kept_fuzz_finding_stays_within_the_budget() {
         } else if name.starts_with("protocol-") {
             measured(|| {
                 use xray_web::web::protocol::{ToWorker, decode_text};
-                let parts = split(&bytes, b"\0PART\0");
+                let parts = split(&bytes, PART);
                 let text = String::from_utf8_lossy(parts[0]);
                 if let Ok(ToWorker::Start(s)) = decode_text::<ToWorker>(&text) {
                     let _ = s.inputs(parts[1..].iter().map(|p| p.to_vec()).collect());
@@ -424,7 +426,7 @@ fn every_kept_fuzz_finding_stays_within_the_budget() {
             .1
         } else if name.starts_with("dataset-") {
             measured(|| {
-                for file in split(&bytes, b"\0PART\0") {
+                for file in split(&bytes, PART) {
                     let at = file.iter().position(|&b| b == b'\n').unwrap_or(file.len());
                     let path = String::from_utf8_lossy(&file[..at]);
                     let f = xray_web::ml::folder::FolderFile {
@@ -443,16 +445,4 @@ fn every_kept_fuzz_finding_stays_within_the_budget() {
         n += 1;
     }
     assert!(n >= 4, "only {n} files in tests/fuzz");
-}
-
-/// `data` cut at every `sep` (as the fuzz targets cut their inputs).
-fn split<'a>(data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
-    let mut parts = Vec::new();
-    let mut rest = data;
-    while let Some(at) = rest.windows(sep.len()).position(|w| w == sep) {
-        parts.push(&rest[..at]);
-        rest = &rest[at + sep.len()..];
-    }
-    parts.push(rest);
-    parts
 }

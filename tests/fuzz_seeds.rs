@@ -25,13 +25,11 @@ use xray_web::{
     web::{
         backend::Backend,
         protocol::{self, Failure, FromWorker, Pass, StartRun, ToWorker},
-        training::view::{Effect, RunView, ValMeta},
+        training::view::{Effect, RunView},
     },
 };
 
-/// What the targets cut inputs at (`fuzz/fuzz_targets/common.rs`).
-const PART: &[u8] = b"\0PART\0";
-const MESSAGE: &[u8] = b"\0MSG\0";
+use support::fuzz_input::{MESSAGE, PART, split, val_meta};
 
 fn join(parts: &[&[u8]], sep: &[u8]) -> Vec<u8> {
     parts.join(sep)
@@ -278,17 +276,6 @@ fn load(seed: &[u8]) -> Result<Classifier, LoadError> {
     Classifier::load_user(card, w.to_vec(), &shipped::card(), Device::flex())
 }
 
-fn split<'a>(data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
-    let mut parts = Vec::new();
-    let mut rest = data;
-    while let Some(at) = rest.windows(sep.len()).position(|w| w == sep) {
-        parts.push(&rest[..at]);
-        rest = &rest[at + sep.len()..];
-    }
-    parts.push(rest);
-    parts
-}
-
 #[test]
 fn weights_seeds_load_or_are_refused_as_meant() {
     for (name, seed, loads) in weights_seeds() {
@@ -324,14 +311,7 @@ fn protocol_seeds_start_or_are_refused_as_meant_and_a_whole_run_reaches_done() {
         };
         assert_eq!(accepted, ok, "{name}");
         if messages.len() > 2 {
-            let val = (0..4)
-                .map(|i| ValMeta {
-                    name: format!("v{i}.png"),
-                    thumb: String::new(),
-                    pneumonia: i % 2 == 1,
-                })
-                .collect();
-            let mut view = RunView::new(Mode::Head, 2, 8, val);
+            let mut view = RunView::new(Mode::Head, 2, 8, val_meta());
             let mut last = Effect::None;
             for m in &messages[1..] {
                 let parts = split(m, PART);

@@ -15,7 +15,7 @@ use xray_web::{
     ml::finetune::Mode,
     web::{
         protocol::{FromWorker, ToWorker, decode_text},
-        training::view::{RunView, ValMeta},
+        training::view::RunView,
     },
 };
 
@@ -34,14 +34,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(inputs.val.iter().all(|v| v.len() == pixels));
         }
     }
-    let val = (0..4)
-        .map(|i| ValMeta {
-            name: format!("v{i}.png"),
-            thumb: String::new(),
-            pneumonia: i % 2 == 1,
-        })
-        .collect();
-    let mut view = RunView::new(Mode::Head, 2, 8, val);
+    let mut view = RunView::new(Mode::Head, 2, 8, common::val_meta());
     for message in messages {
         let parts = common::split(message, common::PART);
         let Ok(json) = std::str::from_utf8(parts[0]) else { continue };

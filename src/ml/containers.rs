@@ -64,13 +64,15 @@ struct Tiff<'a> {
 }
 
 impl Tiff<'_> {
-    fn u16(&self, at: u64) -> Option<u64> {
-        let s: [u8; 2] = self
-            .b
+    fn bytes<const N: usize>(&self, at: u64) -> Option<[u8; N]> {
+        self.b
             .get(usize::try_from(at).ok()?..)?
-            .get(..2)?
+            .get(..N)?
             .try_into()
-            .ok()?;
+            .ok()
+    }
+    fn u16(&self, at: u64) -> Option<u64> {
+        let s = self.bytes(at)?;
         Some(u64::from(if self.le {
             u16::from_le_bytes(s)
         } else {
@@ -78,12 +80,7 @@ impl Tiff<'_> {
         }))
     }
     fn u32(&self, at: u64) -> Option<u64> {
-        let s: [u8; 4] = self
-            .b
-            .get(usize::try_from(at).ok()?..)?
-            .get(..4)?
-            .try_into()
-            .ok()?;
+        let s = self.bytes(at)?;
         Some(u64::from(if self.le {
             u32::from_le_bytes(s)
         } else {
@@ -91,12 +88,7 @@ impl Tiff<'_> {
         }))
     }
     fn u64(&self, at: u64) -> Option<u64> {
-        let s: [u8; 8] = self
-            .b
-            .get(usize::try_from(at).ok()?..)?
-            .get(..8)?
-            .try_into()
-            .ok()?;
+        let s = self.bytes(at)?;
         Some(if self.le {
             u64::from_le_bytes(s)
         } else {

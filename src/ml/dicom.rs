@@ -73,16 +73,21 @@ fn damaged(e: impl std::fmt::Display) -> InputError {
     InputError::DicomDamaged(e.to_string())
 }
 
-/// Decodes the first frame of a DICOM file to 16-bit gray (white = dense, as in MONOCHROME2).
-pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
-    let body = if bytes.get(0..4) == Some(b"DICM") {
-        // No preamble: the reader expects the magic at the start.
-        bytes
+/// The file from its `DICM` magic on: after the 128-byte preamble, or from the start when the
+/// preamble was stripped (the reader expects the magic first).
+fn body(bytes: &[u8]) -> Result<&[u8], InputError> {
+    if bytes.get(0..4) == Some(b"DICM") {
+        Ok(bytes)
     } else {
         bytes
             .get(128..)
-            .ok_or(InputError::DicomDamaged("too short".into()))?
-    };
+            .ok_or(InputError::DicomDamaged("too short".into()))
+    }
+}
+
+/// Decodes the first frame of a DICOM file to 16-bit gray (white = dense, as in MONOCHROME2).
+pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
+    let body = body(bytes)?;
     let native = check_lengths(body)?;
     // An uncompressed file is read up to its pixel data only: the samples are read from
     // `bytes` in place (see `native_gray`), not copied into the object first.
@@ -147,13 +152,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Gray16, DicomInfo), InputError> {
 /// mapped samples in place, kept so that the tests can check the two agree.
 #[doc(hidden)]
 pub fn decode_with_pixeldata(bytes: &[u8]) -> Result<Gray16, InputError> {
-    let body = if bytes.get(0..4) == Some(b"DICM") {
-        bytes
-    } else {
-        bytes
-            .get(128..)
-            .ok_or(InputError::DicomDamaged("too short".into()))?
-    };
+    let body = body(bytes)?;
     check_lengths(body)?;
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Never)
