@@ -1,10 +1,12 @@
 //! Soak benchmark (not a test): 5,000 classifications in one page on the CPU backend and 1,000
 //! on WebGPU, the gallery's 24 X-rays over and over (the results cleared after each round, as a
 //! visitor clears them), with the page's wasm memory, the JS heap and the renderer's resident
-//! memory every 500 classifications. Memory that keeps growing after the first 500 is a leak.
+//! memory every 500 classifications, and the renderer's once more after a (simulated) critical
+//! memory-pressure signal, which makes Chromium drop what it only caches. Memory that keeps
+//! growing after the first 500 and survives that signal is a leak.
 //!
 //! `trunk build --release && cargo bench --bench soak` (about 15 minutes on 2 cores;
-//! `-- --cpu N --webgpu N` for other counts). The renderer figure sums the resident memory of
+//! `-- --cpu N --webgpu N --every N` for other counts and sampling). The renderer figure sums the resident memory of
 //! this browser's renderer processes (read from /proc, so Linux only).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: a failed unwrap is a failed run
@@ -14,13 +16,22 @@ mod support;
 
 use std::time::Instant;
 
-use support::{PREFIX, js, open_until_ready, serve_dist, wait_for};
+use serde_json::json;
+use support::{PREFIX, cdp, js, open_until_ready, serve_dist, wait_for};
 
-const EVERY: usize = 500;
+/// Resident memory of this run's renderer processes, in MB, summed: total, anonymous, file-backed
+/// and shared (`/proc/PID/status`'s `VmRSS`, `RssAnon`, `RssFile`, `RssShmem`).
+#[derive(Default, Clone, Copy)]
+struct Resident {
+    total: f64,
+    anon: f64,
+    file: f64,
+    shmem: f64,
+}
 
-/// Resident memory (MB) of every renderer process descended from this run's browser.
-fn renderer_mb() -> f64 {
-    let procs: Vec<(u32, u32, String, f64)> = std::fs::read_dir("/proc")
+/// Resident memory of every renderer process descended from this run's browser.
+fn renderer_mb() -> Resident {
+    let procs: Vec<(u32, u32, String, Resident)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
@@ -37,8 +48,14 @@ fn renderer_mb() -> f64 {
                     .and_then(|v| v.parse::<f64>().ok())
             };
             let ppid = field("PPid:")? as u32;
-            let rss_kb = field("VmRSS:").unwrap_or(0.0);
-            Some((pid, ppid, cmd, rss_kb / 1024.0))
+            let mb = |name: &str| field(name).unwrap_or(0.0) / 1024.0;
+            let r = Resident {
+                total: mb("VmRSS:"),
+                anon: mb("RssAnon:"),
+                file: mb("RssFile:"),
+                shmem: mb("RssShmem:"),
+            };
+            Some((pid, ppid, cmd, r))
         })
         .collect();
     let profile = format!("xray-e2e-profile-{}-", std::process::id());
@@ -62,8 +79,12 @@ fn renderer_mb() -> f64 {
     procs
         .iter()
         .filter(|p| ours.contains(&p.0) && p.2.contains("--type=renderer"))
-        .map(|p| p.3)
-        .sum()
+        .fold(Resident::default(), |a, p| Resident {
+            total: a.total + p.3.total,
+            anon: a.anon + p.3.anon,
+            file: a.file + p.3.file,
+            shmem: a.shmem + p.3.shmem,
+        })
 }
 
 fn arg(name: &str, default: usize) -> usize {
@@ -93,9 +114,9 @@ async fn main() {
         open_until_ready(&c, &format!("{origin}{PREFIX}?backend={backend}")).await;
         println!("\n{backend}: {total} classifications, {per_round} per round");
         println!(
-            "| classifications | wasm memory (MB) | JS heap (MB) | renderer (MB) | wall ms/image since the last line |"
+            "| classifications | wasm memory (MB) | JS heap (MB) | renderer (MB) | of it anonymous / file / shared | DOM nodes / JS listeners | wall ms/image since the last line |"
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         let sample = |done: usize, ms: f64| {
             let c = c.clone();
             async move {
@@ -104,18 +125,26 @@ async fn main() {
                     "return [+document.querySelector('[data-testid=model-status]').dataset.wasmMb, performance.memory ? performance.memory.usedJSHeapSize / 1e6 : NaN]",
                 )
                 .await;
+                let r = renderer_mb();
+                let dom = cdp(&c, "Memory.getDOMCounters", json!({})).await;
                 println!(
-                    "| {done} | {:.1} | {:.1} | {:.0} | {ms:.1} |",
+                    "| {done} | {:.1} | {:.1} | {:.0} | {:.0} / {:.0} / {:.0} | {} / {} | {ms:.1} |",
                     v[0].as_f64().unwrap_or(f64::NAN),
                     v[1].as_f64().unwrap_or(f64::NAN),
-                    renderer_mb()
+                    r.total,
+                    r.anon,
+                    r.file,
+                    r.shmem,
+                    dom["nodes"],
+                    dom["jsEventListeners"]
                 );
             }
         };
         sample(0, f64::NAN).await;
         let mut done = 0;
         let mut since = Instant::now();
-        let mut next = EVERY;
+        let every = arg("--every", 500);
+        let mut next = every;
         let mut last = 0;
         let mut backend_used = String::new();
         while done < total {
@@ -164,10 +193,24 @@ async fn main() {
                 since = Instant::now();
                 last = done;
                 while next <= done {
-                    next += EVERY;
+                    next += every;
                 }
             }
         }
+        // What grows in the renderer is Chromium's own purgeable caches (decoded images, in
+        // discardable shared memory) unless it survives a memory-pressure signal.
+        cdp(
+            &c,
+            "Memory.simulatePressureNotification",
+            json!({ "level": "critical" }),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let r = renderer_mb();
+        println!(
+            "| after a critical memory-pressure signal | | | {:.0} | {:.0} / {:.0} / {:.0} | | |",
+            r.total, r.anon, r.file, r.shmem
+        );
         c.close().await.unwrap();
     }
 }

@@ -12,7 +12,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{Element, HtmlElement, HtmlInputElement};
 use xray_web::{
-    ml::{class::Class, classifier::Prediction, finetune::Mode, ood::OodReason},
+    ml::{class::Class, classifier::Prediction, explain::Heatmap, finetune::Mode, ood::OodReason},
     web::{
         AppState, ErrorRow, ModelState, ResultRow,
         backend::Backend,
@@ -79,6 +79,8 @@ fn row(id: usize, file: &str, label: Class, p: f32) -> ResultRow {
         id,
         file: file.into(),
         thumb: None,
+        heat_thumb: None,
+        heatmap: None,
         label,
         p_pneumonia: p,
         threshold: 0.36,
@@ -151,6 +153,38 @@ async fn the_results_table_shows_each_row_as_its_state_says() {
     assert!(sure_text.contains("true: NORMAL ✓"), "{sure_text}");
     assert!(!sure_text.contains("needs a reader"), "{sure_text}");
     assert!(sure_text.contains("75.0 %"), "{sure_text}");
+
+    // Heatmaps: the row carries its map and peak, and its picture follows the toggle.
+    let mut values = vec![0.0; 64];
+    values[2 * 8 + 5] = 1.0;
+    let heated = ResultRow {
+        thumb: Some("plain.png".into()),
+        heat_thumb: Some("heat.png".into()),
+        heatmap: Some(Heatmap {
+            width: 8,
+            height: 8,
+            values,
+        }),
+        ..row(3, "c.png", Class::Pneumonia, 0.9)
+    };
+    state.results.update(|r| r.insert(0, heated));
+    settle().await;
+    let rows = all(&host, "[data-testid=prediction]");
+    assert_eq!(attr(&rows[0], "data-heatmap-size"), "8x8");
+    assert_eq!(attr(&rows[0], "data-heatmap-peak"), "2,5");
+    assert_eq!(attr(&rows[0], "data-heatmap").split(',').count(), 64);
+    let img = || one(&host, "[data-testid=prediction] td.thumb img");
+    assert!(
+        attr(&img(), "src").ends_with("heat.png"),
+        "heatmaps are on by default"
+    );
+    assert!(rows[1].get_attribute("data-heatmap").is_none());
+    let toggle = one(&host, "[data-testid=heatmap-toggle]");
+    toggle.dyn_ref::<HtmlElement>().unwrap().click();
+    settle().await;
+    assert!(!state.show_heatmaps.get_untracked());
+    assert!(attr(&img(), "src").ends_with("plain.png"));
+    assert_eq!(attr(&img(), "data-heatmap-shown"), "false");
 
     // "Clear" empties the state, frees the thumbnails and the table says so.
     let clear = all(&host, "button")

@@ -104,17 +104,55 @@ fn webgpu_and_cpu_give_the_same_probabilities_and_a_non_image_is_refused_by_name
                 row.p(),
                 other.p()
             );
+            // The same heatmap on both backends, cell by cell.
+            assert_eq!(row.heatmap_size.as_deref(), Some("8x8"), "{row:?}");
+            let (a, b) = (row.heatmap(), other.heatmap());
+            assert_eq!((a.len(), b.len()), (64, 64), "{}", row.file);
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            println!("{}: heatmaps differ by at most {worst:.4}", row.file);
+            assert!(worst <= 0.02, "{}: heatmaps differ by {worst}", row.file);
         }
     });
 }
 
 #[test]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
-fn the_command_line_gives_the_page_s_probabilities() {
+fn the_command_line_gives_the_page_s_probabilities_and_heatmaps() {
     with_browser(|c| async move {
         let (origin, _log) = serve_dist();
         let page = classify_on(&c, &format!("{origin}{PREFIX}"), "cpu").await;
-        let cli = cli_predict(&two_xrays_and_a_non_image());
+        let files = two_xrays_and_a_non_image();
+        let out = Command::new(env!("CARGO_BIN_EXE_xray"))
+            .args(["explain", "--json"])
+            .args(&files)
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let Some(values) = v["heatmap"]["values"].as_array() else {
+                continue;
+            };
+            let name = Path::new(v["file"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            let row = page.iter().find(|r| r.file == name).unwrap();
+            let shown = row.heatmap();
+            assert_eq!(shown.len(), values.len());
+            for (a, b) in shown.iter().zip(values) {
+                assert!(
+                    (a - b.as_f64().unwrap()).abs() <= 0.02,
+                    "{name:?}: {a} vs {b}"
+                );
+            }
+        }
+        let cli = cli_predict(&files);
         for (name, line) in &cli {
             if let Some(p) = line["p_pneumonia"].as_f64() {
                 let row = page.iter().find(|r| &r.file == name).unwrap();
@@ -340,6 +378,13 @@ fn dicom_attributes_are_shown_and_patient_identifiers_never() {
         let meta = page.dicom_info().await;
         assert!(meta.len() >= 8, "{meta:?}");
         assert!(meta.iter().any(|m| m.contains("CHEST")), "{meta:?}");
+        // Browsers cannot show DICOM; the page's own small PNG thumbnails can.
+        let thumbs = page.thumbnails().await;
+        assert_eq!(thumbs.len(), dicoms.len());
+        for t in &thumbs {
+            let (w, h) = t.expect("every DICOM row has a thumbnail");
+            assert!(w.max(h) == 144 && w.min(h) >= 1, "{thumbs:?}");
+        }
         let text = page.text().await;
         assert!(
             !text.contains("DOE") && !text.contains("PATIENT-ID"),

@@ -283,3 +283,27 @@ fn equalisation_ranks_pixels_and_ignores_increasing_intensity_changes() {
         "{mean} {var}"
     );
 }
+
+#[test]
+fn thumbnails_keep_the_aspect_ratio_and_are_small_whatever_the_image() {
+    // A 3000 × 1000 image with a white left third: the thumbnail is 144 × 48, and its left third
+    // stays white.
+    let img = ImageBuffer::from_fn(3000, 1000, |x, _| {
+        Luma([if x < 1000 { 65_535u16 } else { 0 }])
+    });
+    let unit = preprocess::to_square_unit(&img, 128);
+    let png = preprocess::thumbnail_png(&unit, 128, img.dimensions(), 144).unwrap();
+    assert!(png.len() < 20_000, "{} bytes", png.len());
+    let thumb = image::load_from_memory_with_format(&png, ImageFormat::Png)
+        .unwrap()
+        .into_luma8();
+    assert_eq!(thumb.dimensions(), (144, 48));
+    assert!(thumb.get_pixel(10, 24).0[0] > 250);
+    assert!(thumb.get_pixel(130, 24).0[0] < 5);
+    // Portrait.
+    let png = preprocess::thumbnail_png(&unit, 128, (500, 2000), 144).unwrap();
+    let thumb = image::load_from_memory(&png).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (36, 144));
+    // A square that does not hold side × side values is an error, not a panic.
+    assert!(preprocess::thumbnail_png(&unit[..100], 128, (10, 10), 144).is_err());
+}

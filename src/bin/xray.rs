@@ -14,7 +14,7 @@ mod native {
 
     use clap::{Parser, Subcommand};
     use xray_web::{
-        cli::{self, CliError, PredictLine},
+        cli::{self, CliError, PredictLine, explain::ExplainLine},
         ml::class::Class,
     };
 
@@ -36,6 +36,28 @@ mod native {
             /// One JSON object per line: {"file","label","p_pneumonia"} or {"file","error"}.
             #[arg(long)]
             json: bool,
+            /// Folder with card.json and the weights (default: public/model).
+            #[arg(long)]
+            model: Option<PathBuf>,
+            /// cpu or wgpu.
+            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
+            device: cli::DeviceArg,
+            /// Image files.
+            #[arg(required = true)]
+            paths: Vec<PathBuf>,
+        },
+        /// Where the model looked: a heatmap per file (Grad-CAM of the PNEUMONIA score on an
+        /// 8×8 grid over the whole image), as text, JSON lines and/or blended PNGs (exit 1 if
+        /// any file was refused).
+        Explain {
+            /// One JSON object per line: {"file","label","p_pneumonia","heatmap":{"width",
+            /// "height","values"}} or {"file","error"}.
+            #[arg(long)]
+            json: bool,
+            /// Write OUT/<name>.heatmap.png for each file: the heatmap over the X-ray at its
+            /// own resolution.
+            #[arg(long)]
+            out: Option<PathBuf>,
             /// Folder with card.json and the weights (default: public/model).
             #[arg(long)]
             model: Option<PathBuf>,
@@ -174,6 +196,57 @@ mod native {
                             println!("{line}");
                         }
                         PredictLine::Err { file, error } => {
+                            refused = true;
+                            if !json {
+                                println!("{file}\terror: {error}");
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(if refused {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            Command::Explain {
+                json,
+                out,
+                model,
+                device,
+                paths,
+            } => {
+                let classifier =
+                    cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
+                let lines = cli::explain::explain(&classifier, &paths, out.as_deref())?;
+                let mut refused = false;
+                for line in &lines {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string(line).map_err(|e| CliError::Io(e.to_string()))?
+                        );
+                    }
+                    match line {
+                        ExplainLine::Ok {
+                            file,
+                            label,
+                            p_pneumonia,
+                            peak,
+                            heatmap,
+                            png,
+                        } if !json => {
+                            let mut line = format!(
+                                "{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}\theatmap peak: row {} col {} of {}×{}",
+                                peak[0], peak[1], heatmap.height, heatmap.width
+                            );
+                            if let Some(png) = png {
+                                line.push_str(&format!("\t{png}"));
+                            }
+                            println!("{line}");
+                        }
+                        ExplainLine::Err { file, error } => {
                             refused = true;
                             if !json {
                                 println!("{file}\terror: {error}");

@@ -1,10 +1,11 @@
-//! The native command-line tool `xray`: `predict`, `eval`, `train`, `cv`, `split`, `subset`,
+//! The native command-line tool `xray`: `predict`, `explain`, `eval`, `train`, `cv`, `split`, `subset`,
 //! `gallery`, `ood-fit`, `ood-eval` and `bench`; each has its module here (`train`, `cv`,
 //! `subset`, `ood`), with `dataset` (folders, splits by patient) and `report` (scoring,
 //! intervals, the stress test) shared by them.
 
 pub mod cv;
 pub mod dataset;
+pub mod explain;
 pub mod ood;
 pub mod report;
 pub mod subset;

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use super::{
     card::{CardError, ModelCard},
     dicom::DicomInfo,
+    explain::{Explainer, Heatmap},
     input::InputError,
     model::ResNet,
     ood, preprocess,
@@ -44,6 +45,8 @@ pub struct Analysis {
     pub dicom: Option<DicomInfo>,
     /// The format read.
     pub format: &'static str,
+    /// Where the model looked, when it was asked ([`Classifier::explain`]).
+    pub heatmap: Option<Heatmap>,
 }
 
 /// A file decoded and prepared for the model.
@@ -52,8 +55,40 @@ pub struct Prepared {
     pub input: Vec<f32>,
     colour: f32,
     unit: Vec<f32>,
+    /// Width and height of the decoded image (orientation applied).
+    shape: (u32, u32),
     dicom: Option<DicomInfo>,
     format: &'static str,
+}
+
+impl Prepared {
+    /// The image resized to the model's square, intensities in [0, 1], before standardisation.
+    ///
+    /// # Shapes
+    /// - `size · size` values, row-major
+    pub fn unit(&self) -> &[f32] {
+        &self.unit
+    }
+
+    /// A small gray PNG of the image at its own aspect ratio, longest side `max_side` at most,
+    /// for the page's result rows: a browser then keeps a few kilobytes per row, whatever the
+    /// file was (a 30-megapixel PNG, or a DICOM, which browsers cannot show at all).
+    pub fn thumbnail_png(&self, max_side: u32) -> Result<Vec<u8>, image::ImageError> {
+        let side = (self.unit.len() as f64).sqrt() as usize;
+        preprocess::thumbnail_png(&self.unit, side, self.shape, max_side)
+    }
+
+    /// [`thumbnail_png`](Self::thumbnail_png) with `heatmap` blended over it.
+    pub fn heatmap_thumbnail_png(
+        &self,
+        heatmap: &Heatmap,
+        max_side: u32,
+        opacity: f32,
+    ) -> Result<Vec<u8>, image::ImageError> {
+        let side = (self.unit.len() as f64).sqrt() as usize;
+        let thumb = preprocess::thumbnail(&self.unit, side, self.shape, max_side)?;
+        super::explain::overlay_png8(&thumb, heatmap, opacity)
+    }
 }
 
 /// One classified image.
@@ -74,6 +109,8 @@ pub struct Classifier {
     pub card: ModelCard,
     /// Where it runs.
     pub device: Device,
+    /// The autodiff copy that heatmaps are computed with.
+    explainer: Explainer,
 }
 
 impl Classifier {
@@ -81,6 +118,7 @@ impl Classifier {
     pub fn load(card: ModelCard, weights: Vec<u8>, device: Device) -> Result<Self, WeightsError> {
         let model = weights::from_bytes(weights, &card.model, &device)?.valid();
         Ok(Self {
+            explainer: Explainer::new(&model, &device),
             model,
             card,
             device,
@@ -110,41 +148,74 @@ impl Classifier {
 
     /// Decodes and prepares a file.
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, InputError> {
-        let decoded = preprocess::decode(bytes)?;
+        Ok(self.prepare_decoded(&preprocess::decode(bytes)?))
+    }
+
+    /// Prepares an already decoded file (its full-resolution image is then the caller's).
+    pub fn prepare_decoded(&self, decoded: &preprocess::Decoded) -> Prepared {
         let unit = preprocess::to_square_unit(&decoded.gray, self.card.model.input_size);
         let mut input = unit.clone();
         preprocess::normalize(&mut input, self.card.normalization);
-        Ok(Prepared {
+        Prepared {
             input,
             colour: decoded.colour,
             unit,
-            dicom: decoded.dicom,
+            shape: decoded.gray.dimensions(),
+            dicom: decoded.dicom.clone(),
             format: decoded.format,
-        })
+        }
+    }
+
+    /// The same file with its model-sized image replaced by `unit` (for example with part of it
+    /// masked), standardised again.
+    ///
+    /// # Shapes
+    /// - `unit`: `size · size` values in [0, 1], row-major
+    pub fn with_unit(&self, p: &Prepared, unit: Vec<f32>) -> Prepared {
+        let mut input = unit.clone();
+        preprocess::normalize(&mut input, self.card.normalization);
+        Prepared {
+            input,
+            colour: p.colour,
+            unit,
+            shape: p.shape,
+            dicom: p.dicom.clone(),
+            format: p.format,
+        }
     }
 
     /// Logits and pooled features of one prepared image, side by side in one tensor still on
-    /// the device, so that one read brings both back (on WebGPU each read is a round trip).
+    /// the device, so that one read brings both back (on WebGPU each read is a round trip);
+    /// with `explain`, the raw heatmap's cells after them ([`Explainer::outputs`]).
     ///
     /// # Shapes
-    /// - output `[1, 2 + features]`: the two logits, then the features
-    fn outputs(&self, p: &Prepared) -> Tensor<2> {
+    /// - output `[1, 2 + features]`, or `[1, 2 + features + cells]` with `explain`
+    fn outputs(&self, p: &Prepared, explain: bool) -> Tensor<2> {
         let x = preprocess::batch_tensor(
             std::slice::from_ref(&p.input),
             self.card.model.input_size,
             &self.device,
         );
+        if explain {
+            return self.explainer.outputs(&self.model, x);
+        }
         let features = self.model.features(x);
         Tensor::cat(vec![self.model.head(features.clone()), features], 1)
     }
 
     /// Splits read-back [`outputs`](Self::outputs) and finishes the analysis.
-    fn finish_outputs(&self, p: Prepared, outputs: &[f32]) -> Analysis {
-        let (logits, features) = outputs.split_at(outputs.len().min(2));
-        self.finish(p, logits, features)
+    fn finish_outputs(&self, p: &Prepared, outputs: &[f32]) -> Analysis {
+        let (logits, rest) = outputs.split_at(outputs.len().min(2));
+        let (features, cells) = rest.split_at(rest.len().min(self.card.model.features()));
+        let side = (cells.len() as f64).sqrt() as usize;
+        let heatmap = (!cells.is_empty()).then(|| Heatmap::from_raw(side, side, cells));
+        Analysis {
+            heatmap,
+            ..self.finish(p, logits, features)
+        }
     }
 
-    fn finish(&self, p: Prepared, logits: &[f32], features: &[f32]) -> Analysis {
+    fn finish(&self, p: &Prepared, logits: &[f32], features: &[f32]) -> Analysis {
         let prediction = self
             .predictions(logits)
             .into_iter()
@@ -156,14 +227,20 @@ impl Classifier {
         Analysis {
             prediction,
             ood: ood::check(self.card.ood.as_ref(), p.colour, &p.unit, features),
-            dicom: p.dicom,
+            dicom: p.dicom.clone(),
             format: p.format,
+            heatmap: None,
         }
     }
 
-    /// Prediction, out-of-distribution check and metadata for a prepared image (any backend).
-    pub async fn analyse_prepared_async(&self, p: Prepared) -> Result<Analysis, AnalyseError> {
-        let outputs = weights::read_async(self.outputs(&p)).await?;
+    /// Prediction, out-of-distribution check and metadata for a prepared image (any backend);
+    /// with `explain`, its heatmap too, from the same pass.
+    pub async fn analyse_prepared_async(
+        &self,
+        p: &Prepared,
+        explain: bool,
+    ) -> Result<Analysis, AnalyseError> {
+        let outputs = weights::read_async(self.outputs(p, explain)).await?;
         Ok(self.finish_outputs(p, &outputs))
     }
 
@@ -171,7 +248,27 @@ impl Classifier {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn analyse(&self, bytes: &[u8]) -> Result<Analysis, AnalyseError> {
         let p = self.prepare(bytes)?;
-        let outputs = weights::read(self.outputs(&p))?;
+        let outputs = weights::read(self.outputs(&p, false))?;
+        Ok(self.finish_outputs(&p, &outputs))
+    }
+
+    /// [`analyse`](Self::analyse) with the heatmap (native backends).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn explain(&self, bytes: &[u8]) -> Result<Analysis, AnalyseError> {
+        self.explain_prepared(&self.prepare(bytes)?)
+    }
+
+    /// [`analyse`](Self::analyse) for an already prepared image (native backends).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn analyse_prepared(&self, p: &Prepared) -> Result<Analysis, AnalyseError> {
+        let outputs = weights::read(self.outputs(p, false))?;
+        Ok(self.finish_outputs(p, &outputs))
+    }
+
+    /// [`explain`](Self::explain) for an already prepared image (native backends).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn explain_prepared(&self, p: &Prepared) -> Result<Analysis, AnalyseError> {
+        let outputs = weights::read(self.outputs(p, true))?;
         Ok(self.finish_outputs(p, &outputs))
     }
 

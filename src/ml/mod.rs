@@ -9,6 +9,7 @@ pub mod classifier;
 pub mod containers;
 pub mod dicom;
 pub mod eval;
+pub mod explain;
 pub mod finetune;
 pub mod folder;
 pub mod input;

@@ -267,6 +267,15 @@ pub struct Stage {
     blocks: Vec<Block>,
 }
 
+impl Stage {
+    /// # Shapes
+    /// - input `[batch, in_ch, h, w]`
+    /// - output `[batch, out_ch, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.blocks.iter().fold(x, |x, block| block.forward(x))
+    }
+}
+
 /// ResNet classifier.
 #[derive(Module, Debug)]
 pub struct ResNet {
@@ -286,13 +295,41 @@ impl ResNet {
     /// - input `[batch, in_channels, size, size]`
     /// - output `[batch, 8 · width · expansion]`
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        self.features_from(self.trunk(x, 0), 0)
+    }
+
+    /// The number of stages (4).
+    pub fn stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// Activations after the stem and the first `stages` stages.
+    ///
+    /// # Shapes
+    /// - input `[batch, in_channels, size, size]`
+    /// - output `[batch, width · 2^(stages−1) · expansion, size / 2^(stages+1), same]` (the
+    ///   stem's `[batch, width, size / 4, size / 4]` for `stages` = 0)
+    pub fn trunk(&self, x: Tensor<4>, stages: usize) -> Tensor<4> {
         let x = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
-        let mut x = self.maxpool.forward(x);
-        for stage in &self.stages {
-            for block in &stage.blocks {
-                x = block.forward(x);
-            }
-        }
+        let x = self.maxpool.forward(x);
+        self.stages
+            .iter()
+            .take(stages)
+            .fold(x, |x, stage| stage.forward(x))
+    }
+
+    /// Pooled features from [`trunk`](Self::trunk)'s activations after `from` stages: the
+    /// remaining stages, then the global average pool.
+    ///
+    /// # Shapes
+    /// - input: `trunk(x, from)`'s output
+    /// - output `[batch, 8 · width · expansion]`
+    pub fn features_from(&self, a: Tensor<4>, from: usize) -> Tensor<2> {
+        let x = self
+            .stages
+            .iter()
+            .skip(from)
+            .fold(a, |x, stage| stage.forward(x));
         let x = self.avgpool.forward(x);
         let [batch, channels, _, _] = x.dims();
         x.reshape([batch, channels])

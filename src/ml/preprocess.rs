@@ -452,6 +452,52 @@ pub fn to_square_unit(gray: &Gray16, size: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A gray PNG of a square [`to_square_unit`] image stretched back to the aspect ratio of the
+/// image it came from (`shape`, width × height), its longest side `max_side`.
+///
+/// # Shapes
+/// - `unit`: `side · side` values in [0, 1], row-major
+pub fn thumbnail_png(
+    unit: &[f32],
+    side: usize,
+    shape: (u32, u32),
+    max_side: u32,
+) -> Result<Vec<u8>, image::ImageError> {
+    let thumb = thumbnail(unit, side, shape, max_side)?;
+    let mut out = Vec::new();
+    thumb.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)?;
+    Ok(out)
+}
+
+/// [`thumbnail_png`]'s image, before encoding.
+pub fn thumbnail(
+    unit: &[f32],
+    side: usize,
+    shape: (u32, u32),
+    max_side: u32,
+) -> Result<image::GrayImage, image::ImageError> {
+    let side32 = side as u32;
+    let bytes: Vec<u8> = unit
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    let square = image::GrayImage::from_raw(side32, side32, bytes).ok_or_else(|| {
+        image::ImageError::Parameter(image::error::ParameterError::from_kind(
+            image::error::ParameterErrorKind::DimensionMismatch,
+        ))
+    })?;
+    let (w, h) = (shape.0.max(1) as f64, shape.1.max(1) as f64);
+    let scale = f64::from(max_side.max(1)) / w.max(h);
+    let tw = ((w * scale).round() as u32).max(1);
+    let th = ((h * scale).round() as u32).max(1);
+    Ok(image::imageops::resize(
+        &square,
+        tw,
+        th,
+        image::imageops::FilterType::Triangle,
+    ))
+}
+
 /// Maps [0, 1] intensities ([`Intensity`]) and standardises them, in place.
 pub fn normalize(pixels: &mut [f32], norm: Normalization) {
     map_intensity(pixels, norm.intensity);

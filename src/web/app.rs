@@ -11,6 +11,10 @@ use super::{
 };
 use crate::ml::{card::ModelCard, class::Class, classifier::AnalyseError, weights::WeightsError};
 
+/// Longest side, in pixels, of a result row's thumbnail: twice the 72 CSS pixels it is shown at,
+/// for high-density screens.
+const THUMB_SIDE: u32 = 144;
+
 /// Loading state of the model, mirrored in `[data-testid=model-status]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelState {
@@ -34,8 +38,12 @@ pub struct ResultRow {
     pub id: usize,
     /// File name.
     pub file: String,
-    /// Where the picture can be shown from.
+    /// Where the picture can be shown from (a small PNG the page made).
     pub thumb: Option<String>,
+    /// The same picture with the heatmap over it.
+    pub heat_thumb: Option<String>,
+    /// Where the model looked (Grad-CAM of the PNEUMONIA score).
+    pub heatmap: Option<crate::ml::explain::Heatmap>,
     /// The class at the model's threshold.
     pub label: Class,
     /// Calibrated probability of pneumonia.
@@ -67,6 +75,10 @@ pub struct ResultRow {
 struct Run {
     classifier: std::rc::Rc<crate::ml::classifier::Classifier>,
     input: Vec<f32>,
+    /// A small PNG of the image for its result row (none if it could not be encoded).
+    thumb: Option<gloo_file::ObjectUrl>,
+    /// The same with the heatmap blended over it.
+    heat_thumb: Option<gloo_file::ObjectUrl>,
     analysis: Result<crate::ml::classifier::Analysis, AnalyseError>,
     ms: f64,
 }
@@ -106,6 +118,8 @@ pub struct AppState {
     /// The object URLs behind the result rows' thumbnails, by row id: each is revoked when its
     /// row goes (a refused file's at once).
     pub thumbs: StoredValue<Vec<(usize, gloo_file::ObjectUrl)>, LocalStorage>,
+    /// Whether the result rows show their heatmaps over the thumbnails.
+    pub show_heatmaps: RwSignal<bool>,
     /// The training panels' state.
     pub training: training::TrainState,
 }
@@ -159,6 +173,7 @@ impl AppState {
             engine: StoredValue::new_local(Engine::new()),
             queue: StoredValue::new_local(Queue::default()),
             thumbs: StoredValue::new_local(Vec::new()),
+            show_heatmaps: RwSignal::new(true),
             training: training::TrainState::new(),
         }
     }
@@ -229,18 +244,9 @@ impl AppState {
     }
 
     async fn classify(self, input: Input) {
-        // A file's thumbnail needs an object URL, kept alive as long as its row.
-        let (bytes, object_url, thumb) = match &input.source {
-            Source::File(f) => {
-                let url = browser::file_url(f);
-                let src = url.to_string();
-                (browser::read_file(f).await, Some(url), Some(src))
-            }
-            Source::Url(u) => (
-                browser::fetch_bytes(u, |_, _| {}).await,
-                None,
-                Some(u.clone()),
-            ),
+        let bytes = match &input.source {
+            Source::File(f) => browser::read_file(f).await,
+            Source::Url(u) => browser::fetch_bytes(u, |_, _| {}).await,
         };
         let bytes = match bytes {
             Ok(b) => b,
@@ -270,6 +276,8 @@ impl AppState {
         let Run {
             classifier,
             input: x,
+            thumb,
+            heat_thumb,
             analysis,
             ms,
         } = run;
@@ -284,11 +292,14 @@ impl AppState {
         match analysis {
             Ok(a) => {
                 let id = self.next_id();
-                // Browsers cannot show DICOM: no thumbnail, and its URL goes now.
-                let thumb = if a.dicom.is_some() { None } else { thumb };
-                if let (Some(url), Some(_)) = (object_url, &thumb) {
+                // The row's thumbnail: its object URL lives as long as the row.
+                let keep = |url: gloo_file::ObjectUrl| {
+                    let src = url.to_string();
                     self.thumbs.update_value(|t| t.push((id, url)));
-                }
+                    src
+                };
+                let thumb = thumb.map(keep);
+                let heat_thumb = heat_thumb.map(keep);
                 self.results.update(|r| {
                     r.insert(
                         0,
@@ -296,6 +307,8 @@ impl AppState {
                             id,
                             file: input.name,
                             thumb,
+                            heat_thumb,
+                            heatmap: a.heatmap,
                             label: a.prediction.label,
                             p_pneumonia: a.prediction.p_pneumonia,
                             threshold: classifier.card.threshold,
@@ -326,12 +339,29 @@ impl AppState {
             .map_err(|e| format!("the model is not available: {e}"))?;
         let prepared = classifier.prepare(bytes).map_err(|e| e.to_string())?;
         let input = prepared.input.clone();
+        let thumb = prepared
+            .thumbnail_png(THUMB_SIDE)
+            .ok()
+            .map(|png| browser::bytes_url(&png, "image/png"));
         let t0 = browser::now_ms();
-        let analysis = classifier.analyse_prepared_async(prepared).await;
+        let analysis = classifier.analyse_prepared_async(&prepared, true).await;
+        let ms = browser::now_ms() - t0;
+        let heat_thumb = analysis
+            .as_ref()
+            .ok()
+            .and_then(|a| a.heatmap.as_ref())
+            .and_then(|h| {
+                prepared
+                    .heatmap_thumbnail_png(h, THUMB_SIDE, crate::ml::explain::OVERLAY_OPACITY)
+                    .ok()
+            })
+            .map(|png| browser::bytes_url(&png, "image/png"));
         Ok(Run {
-            ms: browser::now_ms() - t0,
+            ms,
             classifier,
             input,
+            thumb,
+            heat_thumb,
             analysis,
         })
     }

@@ -15,12 +15,13 @@ fn label_class(label: Class) -> &'static str {
 
 fn csv(rows: &[ResultRow]) -> String {
     let mut out = String::from(
-        "file,label,p_pneumonia,threshold,uncertain,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia,ood\n",
+        "file,label,p_pneumonia,threshold,uncertain,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia,ood,heatmap_peak_row,heatmap_peak_col\n",
     );
     for r in rows.iter().rev() {
         let file = r.file.replace('"', "\"\"");
+        let peak = r.heatmap.as_ref().map(|h| h.peak());
         out.push_str(&format!(
-            "\"{file}\",{},{:.6},{:.4},{},{},{:.1},{},{},{},{}\n",
+            "\"{file}\",{},{:.6},{:.4},{},{},{:.1},{},{},{},{},{},{}\n",
             r.label,
             r.p_pneumonia,
             r.threshold,
@@ -32,10 +33,44 @@ fn csv(rows: &[ResultRow]) -> String {
             r.tuned
                 .as_ref()
                 .map_or(String::new(), |t| format!("{:.6}", t.p_pneumonia)),
-            r.ood.is_some()
+            r.ood.is_some(),
+            peak.map_or(String::new(), |p| p.0.to_string()),
+            peak.map_or(String::new(), |p| p.1.to_string()),
         ));
     }
     out
+}
+
+/// A heatmap's values as the row's `data-heatmap` carries them: row-major, comma-separated.
+fn heatmap_attr(h: &crate::ml::explain::Heatmap) -> String {
+    h.values
+        .iter()
+        .map(|v| format!("{v:.4}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The row's picture: the thumbnail, or the thumbnail with its heatmap while heatmaps are on.
+#[component]
+fn Thumb(row: ResultRow) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let plain = row.thumb.clone();
+    let heat = row.heat_thumb.clone();
+    let file = row.file.clone();
+    move || {
+        let with_heat = state.show_heatmaps.get() && heat.is_some();
+        let src = if with_heat {
+            heat.clone()
+        } else {
+            plain.clone()
+        };
+        let alt = if with_heat {
+            format!("X-ray {file} with the heatmap of where the model looked")
+        } else {
+            format!("X-ray {file}")
+        };
+        src.map(|src| view! { <img src=src alt=alt data-heatmap-shown=with_heat.to_string() /> })
+    }
 }
 
 /// One result.
@@ -65,9 +100,15 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             data-format=row.format
             data-tuned-label=row.tuned.as_ref().map(|t| t.label.name())
             data-tuned-p-pneumonia=row.tuned.as_ref().map(|t| format!("{:.6}", t.p_pneumonia))
+            data-heatmap=row.heatmap.as_ref().map(heatmap_attr)
+            data-heatmap-size=row.heatmap.as_ref().map(|h| format!("{}x{}", h.width, h.height))
+            data-heatmap-peak=row.heatmap.as_ref().map(|h| {
+                let (r, c) = h.peak();
+                format!("{r},{c}")
+            })
         >
             <td class="thumb">
-                {row.thumb.clone().map(|src| view! { <img src=src alt=format!("X-ray {}", row.file) /> })}
+                <Thumb row=row.clone() />
             </td>
             <td class="file">
                 {row.file.clone()}
@@ -152,6 +193,20 @@ pub fn ResultsTable() -> impl IntoView {
                     </button>
                     " "
                     <button on:click=move |_| state.clear_results()>"Clear"</button>
+                </p>
+                <p class="legend heat-legend">
+                    <label>
+                        <input
+                            type="checkbox"
+                            data-testid="heatmap-toggle"
+                            prop:checked=move || state.show_heatmaps.get()
+                            on:change=move |ev| state.show_heatmaps.set(event_target_checked(&ev))
+                        />
+                        " Show where the model looked"
+                    </label>
+                    " "
+                    <span class="ramp" role="img" aria-label="heatmap colours: blue for the least PNEUMONIA evidence in the image, through cyan and yellow, to red for the most"></span>
+                    " least → most evidence for PNEUMONIA, relative within each image (Grad-CAM, 8×8 cells over the whole image)"
                 </p>
                 {move || download_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
                 <table class="results">

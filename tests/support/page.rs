@@ -36,12 +36,26 @@ pub struct Prediction {
     pub truth: Option<String>,
     /// The fine-tuned model's P(pneumonia), when one is loaded.
     pub tuned_p: Option<f64>,
+    /// The heatmap's cells, row-major (`data-heatmap`), when the row has one.
+    pub heatmap: Option<String>,
+    /// Its grid, `WxH`.
+    pub heatmap_size: Option<String>,
 }
 
 impl Prediction {
     /// P(pneumonia).
     pub fn p(&self) -> f64 {
         self.p_text.parse().unwrap_or(f64::NAN)
+    }
+
+    /// The heatmap's cells (empty when the row has none).
+    pub fn heatmap(&self) -> Vec<f64> {
+        self.heatmap
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|v| v.parse().ok())
+            .collect()
     }
 }
 
@@ -54,7 +68,7 @@ pub struct Refusal {
     pub text: String,
 }
 
-const PREDICTIONS: &str = "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => { const d = e.dataset; const t = e.querySelector('.truth'); return {file: d.file, label: d.label, pText: d.pPneumonia, backend: d.backend, ms: +d.ms, uncertain: d.uncertain === 'true', uncertainNote: !!e.querySelector('[data-testid=uncertain-note]'), ood: d.ood === 'true', oodWarning: !!e.querySelector('[data-testid=ood-warning]'), truth: t ? t.textContent : null, tunedP: d.tunedPPneumonia ? +d.tunedPPneumonia : null}; })";
+const PREDICTIONS: &str = "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => { const d = e.dataset; const t = e.querySelector('.truth'); return {file: d.file, label: d.label, pText: d.pPneumonia, backend: d.backend, ms: +d.ms, uncertain: d.uncertain === 'true', uncertainNote: !!e.querySelector('[data-testid=uncertain-note]'), ood: d.ood === 'true', oodWarning: !!e.querySelector('[data-testid=ood-warning]'), truth: t ? t.textContent : null, tunedP: d.tunedPPneumonia ? +d.tunedPPneumonia : null, heatmap: d.heatmap || null, heatmapSize: d.heatmapSize || null}; })";
 const REFUSALS: &str = "return [...document.querySelectorAll('[data-testid=error]')].map(e => ({file: e.dataset.file, text: e.textContent}))";
 const COUNTS: &str = "return [document.querySelectorAll('[data-testid=prediction]').length, document.querySelectorAll('[data-testid=error]').length]";
 
@@ -262,6 +276,26 @@ impl Page {
             js(
                 &self.c,
                 "return [...document.querySelectorAll('[data-testid=dicom-info]')].map(e => e.textContent)",
+            )
+            .await,
+        )
+        .unwrap()
+    }
+
+    /// Each result row's thumbnail as the browser decoded it (natural width and height), once
+    /// every one has loaded; `None` for a row without one.
+    pub async fn thumbnails(&self) -> Vec<Option<(u32, u32)>> {
+        wait_for(
+            &self.c,
+            "return [...document.querySelectorAll('[data-testid=prediction] td.thumb img')].every(i => i.complete)",
+            60,
+            "the thumbnails",
+        )
+        .await;
+        serde_json::from_value(
+            js(
+                &self.c,
+                "return [...document.querySelectorAll('[data-testid=prediction]')].map(r => { const i = r.querySelector('td.thumb img'); return i && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null })",
             )
             .await,
         )
