@@ -87,6 +87,7 @@ fn row(id: usize, file: &str, label: Class, p: f32) -> ResultRow {
         band: Some((0.32, 0.40)),
         uncertain: (0.32..=0.40).contains(&p),
         ms: 4.2,
+        heatmap_ms: 1.5,
         backend: "cpu",
         truth: None,
         tuned: None,

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use super::{
     card::{CardError, ModelCard},
     dicom::DicomInfo,
-    explain::{Explainer, Heatmap},
+    explain::{CAM_AFTER_STAGES, Explainer, Heatmap},
     input::InputError,
     model::ResNet,
     ood, preprocess,
@@ -48,6 +48,9 @@ pub struct Analysis {
     /// Where the model looked, when it was asked ([`Classifier::explain`]).
     pub heatmap: Option<Heatmap>,
 }
+
+/// An analysed image's activations after stage 3, still on the device, for its heatmap.
+pub struct Activations(Tensor<4>);
 
 /// A file decoded and prepared for the model.
 pub struct Prepared {
@@ -185,37 +188,26 @@ impl Classifier {
     }
 
     /// Logits and pooled features of one prepared image, side by side in one tensor still on
-    /// the device, so that one read brings both back (on WebGPU each read is a round trip);
-    /// with `explain`, the raw heatmap's cells after them ([`Explainer::outputs`]).
+    /// the device, so that one read brings both back (on WebGPU each read is a round trip), and
+    /// the activations after stage 3 that its heatmap starts from (kept on the device).
     ///
     /// # Shapes
-    /// - output `[1, 2 + features]`, or `[1, 2 + features + cells]` with `explain`
-    fn outputs(&self, p: &Prepared, explain: bool) -> Tensor<2> {
+    /// - output `[1, 2 + features]`
+    fn outputs(&self, p: &Prepared) -> (Tensor<2>, Activations) {
         let x = preprocess::batch_tensor(
             std::slice::from_ref(&p.input),
             self.card.model.input_size,
             &self.device,
         );
-        if explain {
-            return self.explainer.outputs(&self.model, x);
-        }
-        let features = self.model.features(x);
-        Tensor::cat(vec![self.model.head(features.clone()), features], 1)
+        let a = self.model.trunk(x, CAM_AFTER_STAGES);
+        let features = self.model.features_from(a.clone(), CAM_AFTER_STAGES);
+        let out = Tensor::cat(vec![self.model.head(features.clone()), features], 1);
+        (out, Activations(a))
     }
 
     /// Splits read-back [`outputs`](Self::outputs) and finishes the analysis.
     fn finish_outputs(&self, p: &Prepared, outputs: &[f32]) -> Analysis {
-        let (logits, rest) = outputs.split_at(outputs.len().min(2));
-        let (features, cells) = rest.split_at(rest.len().min(self.card.model.features()));
-        let side = (cells.len() as f64).sqrt() as usize;
-        let heatmap = (!cells.is_empty()).then(|| Heatmap::from_raw(side, side, cells));
-        Analysis {
-            heatmap,
-            ..self.finish(p, logits, features)
-        }
-    }
-
-    fn finish(&self, p: &Prepared, logits: &[f32], features: &[f32]) -> Analysis {
+        let (logits, features) = outputs.split_at(outputs.len().min(2));
         let prediction = self
             .predictions(logits)
             .into_iter()
@@ -233,23 +225,37 @@ impl Classifier {
         }
     }
 
-    /// Prediction, out-of-distribution check and metadata for a prepared image (any backend);
-    /// with `explain`, its heatmap too, from the same pass.
+    /// Prediction, out-of-distribution check and metadata for a prepared image (any backend),
+    /// with what [`heatmap_async`](Self::heatmap_async) needs to explain it afterwards.
     pub async fn analyse_prepared_async(
         &self,
         p: &Prepared,
-        explain: bool,
-    ) -> Result<Analysis, AnalyseError> {
-        let outputs = weights::read_async(self.outputs(p, explain)).await?;
-        Ok(self.finish_outputs(p, &outputs))
+    ) -> Result<(Analysis, Activations), AnalyseError> {
+        let (out, a) = self.outputs(p);
+        let outputs = weights::read_async(out).await?;
+        Ok((self.finish_outputs(p, &outputs), a))
+    }
+
+    /// The heatmap of an image analysed by [`analyse_prepared_async`](Self::analyse_prepared_async)
+    /// (any backend): stage 4 and the head again, on the autodiff copy, and one backward pass.
+    pub async fn heatmap_async(&self, a: Activations) -> Result<Heatmap, AnalyseError> {
+        let (cells, side) = self.heatmap_cells(a);
+        Ok(Heatmap::from_raw(
+            side,
+            side,
+            &weights::read_async(cells).await?,
+        ))
+    }
+
+    fn heatmap_cells(&self, a: Activations) -> (Tensor<2>, usize) {
+        let [_, _, h, _] = a.0.dims();
+        (self.explainer.cells(a.0), h)
     }
 
     /// Prediction, out-of-distribution check and metadata for a file (native backends).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn analyse(&self, bytes: &[u8]) -> Result<Analysis, AnalyseError> {
-        let p = self.prepare(bytes)?;
-        let outputs = weights::read(self.outputs(&p, false))?;
-        Ok(self.finish_outputs(&p, &outputs))
+        self.analyse_prepared(&self.prepare(bytes)?)
     }
 
     /// [`analyse`](Self::analyse) with the heatmap (native backends).
@@ -261,15 +267,21 @@ impl Classifier {
     /// [`analyse`](Self::analyse) for an already prepared image (native backends).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn analyse_prepared(&self, p: &Prepared) -> Result<Analysis, AnalyseError> {
-        let outputs = weights::read(self.outputs(p, false))?;
-        Ok(self.finish_outputs(p, &outputs))
+        let (out, _) = self.outputs(p);
+        Ok(self.finish_outputs(p, &weights::read(out)?))
     }
 
     /// [`explain`](Self::explain) for an already prepared image (native backends).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn explain_prepared(&self, p: &Prepared) -> Result<Analysis, AnalyseError> {
-        let outputs = weights::read(self.outputs(p, true))?;
-        Ok(self.finish_outputs(p, &outputs))
+        let (out, a) = self.outputs(p);
+        let analysis = self.finish_outputs(p, &weights::read(out)?);
+        let (cells, side) = self.heatmap_cells(a);
+        let heatmap = Heatmap::from_raw(side, side, &weights::read(cells)?);
+        Ok(Analysis {
+            heatmap: Some(heatmap),
+            ..analysis
+        })
     }
 
     /// Logits of a batch of standardised images, still on the device.

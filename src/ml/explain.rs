@@ -1,5 +1,5 @@
-//! Where the model looked: Grad-CAM for the PNEUMONIA score, computed in the same pass as the
-//! prediction, on whatever backend the classifier runs on.
+//! Where the model looked: Grad-CAM for the PNEUMONIA score, computed right after the
+//! prediction from its pass, on whatever backend the classifier runs on.
 //!
 //! The last stage of the ResNet is 1/32 of the input (4×4 cells at 128 px), too coarse to point
 //! at a lobe, so the map is taken one stage earlier, at 1/16 (8×8 at 128 px): the gradient of
@@ -9,9 +9,10 @@
 //! the whole image, squashed, so cell (row, col) of the map covers the same fraction of the
 //! image.
 //!
-//! The plain model runs the stem and the first three stages; an autodiff copy of it (frozen: no
-//! parameter gradients, batch norm on its running statistics) runs the rest, so the backward
-//! pass goes through stage 4 and the head only.
+//! The prediction's own pass keeps its activations after stage 3 on the device; right after it,
+//! an autodiff copy of the model (frozen: no parameter gradients, batch norm on its running
+//! statistics) runs stage 4 and the head again from them, so the backward pass goes through
+//! stage 4 and the head only, and the prediction is the plain model's.
 
 use burn::prelude::*;
 
@@ -120,30 +121,29 @@ impl Explainer {
         }
     }
 
-    /// Logits, pooled features and the raw Grad-CAM map of a batch, in one pass and one
-    /// tensor still on the device (so that one read brings everything back).
+    /// The raw Grad-CAM map of a batch from its activations after [`CAM_AFTER_STAGES`]
+    /// stages: stage 4 and the head on the autodiff copy, one backward pass of the summed
+    /// PNEUMONIA log-odds, the gradient averaged per channel weighting the activations.
     ///
     /// # Shapes
-    /// - input `[batch, in_channels, size, size]`
-    /// - output `[batch, 2 + features + cells]`: the two logits, the features, then the map's
-    ///   `(size / 16)²` cells row-major, unnormalised (see [`Heatmap::from_raw`])
-    pub fn outputs(&self, model: &ResNet, x: Tensor<4>) -> Tensor<2> {
-        let a = model.trunk(x, CAM_AFTER_STAGES);
+    /// - input `[batch, channels, h, w]` (`trunk(x, CAM_AFTER_STAGES)`)
+    /// - output `[batch, h · w]`, row-major, unnormalised (see [`Heatmap::from_raw`])
+    pub fn cells(&self, a: Tensor<4>) -> Tensor<2> {
         let [batch, _, h, w] = a.dims();
         let device = a.device();
         let leaf = a.clone().autodiff().require_grad();
-        let features = self.tail.features_from(leaf.clone(), CAM_AFTER_STAGES);
-        let logits = self.tail.head(features.clone());
-        let log_odds = logits.clone().slice(s![.., 1]) - logits.clone().slice(s![.., 0]);
+        let logits = self
+            .tail
+            .head(self.tail.features_from(leaf.clone(), CAM_AFTER_STAGES));
+        let log_odds = logits.clone().slice(s![.., 1]) - logits.slice(s![.., 0]);
         let grads = log_odds.sum().backward();
-        let cam = match leaf.grad(&grads) {
+        match leaf.grad(&grads) {
             Some(g) => {
                 let alpha = g.mean_dim(3).mean_dim(2);
                 (a * alpha).sum_dim(1).reshape([batch, h * w])
             }
             None => Tensor::zeros([batch, h * w], &device),
-        };
-        Tensor::cat(vec![logits.inner(), features.inner(), cam], 1)
+        }
     }
 }
 

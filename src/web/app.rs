@@ -54,8 +54,10 @@ pub struct ResultRow {
     pub band: Option<(f32, f32)>,
     /// Whether P(pneumonia) falls in that band.
     pub uncertain: bool,
-    /// Inference time in milliseconds.
+    /// Inference time in milliseconds (the prediction and its out-of-distribution check).
     pub ms: f64,
+    /// The heatmap's time after it, in milliseconds.
+    pub heatmap_ms: f64,
     /// `webgpu` or `cpu`.
     pub backend: &'static str,
     /// The true label, for gallery samples.
@@ -81,6 +83,8 @@ struct Run {
     heat_thumb: Option<gloo_file::ObjectUrl>,
     analysis: Result<crate::ml::classifier::Analysis, AnalyseError>,
     ms: f64,
+    /// The heatmap's time after the prediction, in milliseconds.
+    heatmap_ms: f64,
 }
 
 /// A refused file.
@@ -280,6 +284,7 @@ impl AppState {
             heat_thumb,
             analysis,
             ms,
+            heatmap_ms,
         } = run;
         let tuned = match training::classify_tuned(self.training, &x).await {
             Some(Ok(p)) => Some(p),
@@ -315,6 +320,7 @@ impl AppState {
                             band: classifier.card.uncertain.map(|b| (b.low, b.high)),
                             uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
                             ms,
+                            heatmap_ms,
                             backend: backend.id(),
                             truth: input.truth,
                             tuned,
@@ -344,8 +350,21 @@ impl AppState {
             .ok()
             .map(|png| browser::bytes_url(&png, "image/png"));
         let t0 = browser::now_ms();
-        let analysis = classifier.analyse_prepared_async(&prepared, true).await;
+        let analysis = classifier.analyse_prepared_async(&prepared).await;
         let ms = browser::now_ms() - t0;
+        // The heatmap right after, from the same pass's activations; a failed read here is
+        // the device's failure as much as one in the prediction, and is handled the same way.
+        let t1 = browser::now_ms();
+        let analysis = match analysis {
+            Ok((a, activations)) => classifier.heatmap_async(activations).await.map(|h| {
+                crate::ml::classifier::Analysis {
+                    heatmap: Some(h),
+                    ..a
+                }
+            }),
+            Err(e) => Err(e),
+        };
+        let heatmap_ms = browser::now_ms() - t1;
         let heat_thumb = analysis
             .as_ref()
             .ok()
@@ -358,6 +377,7 @@ impl AppState {
             .map(|png| browser::bytes_url(&png, "image/png"));
         Ok(Run {
             ms,
+            heatmap_ms,
             classifier,
             input,
             thumb,

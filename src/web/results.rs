@@ -101,6 +101,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             data-tuned-label=row.tuned.as_ref().map(|t| t.label.name())
             data-tuned-p-pneumonia=row.tuned.as_ref().map(|t| format!("{:.6}", t.p_pneumonia))
             data-heatmap=row.heatmap.as_ref().map(heatmap_attr)
+            data-heatmap-ms=format!("{:.2}", row.heatmap_ms)
             data-heatmap-size=row.heatmap.as_ref().map(|h| format!("{}x{}", h.width, h.height))
             data-heatmap-peak=row.heatmap.as_ref().map(|h| {
                 let (r, c) = h.peak();
@@ -150,7 +151,10 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
                 </div>
                 <span>{format!("P(pneumonia) {pct:.1} %")}</span>
             </td>
-            <td class="ms">{format!("{:.0} ms", row.ms)}</td>
+            <td class="ms" title="the prediction; then the heatmap">
+                {format!("{:.0} ms", row.ms)}
+                <span class="meta">{format!("+ {:.0} ms heatmap", row.heatmap_ms)}</span>
+            </td>
             <td>{row.backend}</td>
             <td class="tuned">
                 {row.tuned.clone().map(|t| {
