@@ -203,6 +203,80 @@ async fn the_results_table_shows_each_row_as_its_state_says() {
 }
 
 #[wasm_bindgen_test]
+async fn the_results_sort_by_header_and_filter_and_say_how_many_they_show() {
+    let (state, host) = mount(|| view! { <ResultsTable /> });
+    let flagged = ResultRow {
+        ood: Some(OodReason::Colour {
+            colourfulness: 0.31,
+            limit: 0.08,
+        }),
+        ..row(3, "c.png", Class::Pneumonia, 0.95)
+    };
+    state.results.set(vec![
+        flagged,
+        row(2, "b.png", Class::Normal, 0.38),
+        row(1, "a.png", Class::Pneumonia, 0.80),
+    ]);
+    settle().await;
+    let files = || {
+        all(&host, "[data-testid=prediction]")
+            .iter()
+            .map(|r| r.get_attribute("data-file").unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    let click = |id: &str| {
+        one(&host, &format!("[data-testid={id}]"))
+            .dyn_into::<HtmlElement>()
+            .unwrap()
+            .click()
+    };
+    let aria = |id: &str| {
+        one(&host, &format!("[data-testid={id}]"))
+            .closest("th")
+            .unwrap()
+            .unwrap()
+            .get_attribute("aria-sort")
+            .unwrap_or_default()
+    };
+    assert_eq!(files(), ["c.png", "b.png", "a.png"], "newest first");
+    assert_eq!(aria("sort-p"), "none");
+    click("sort-p");
+    settle().await;
+    assert_eq!(files(), ["c.png", "a.png", "b.png"]);
+    assert_eq!(aria("sort-p"), "descending");
+    click("sort-p");
+    settle().await;
+    assert_eq!(files(), ["b.png", "a.png", "c.png"]);
+    assert_eq!(aria("sort-p"), "ascending");
+    click("sort-file");
+    settle().await;
+    assert_eq!(files(), ["a.png", "b.png", "c.png"]);
+    assert_eq!(
+        (aria("sort-file"), aria("sort-p")),
+        ("ascending".into(), "none".into())
+    );
+    // Filters, in the current order; the count follows.
+    let select = one(&host, "[data-testid=results-filter]")
+        .dyn_into::<web_sys::HtmlSelectElement>()
+        .unwrap();
+    for (filter, expect) in [
+        ("pneumonia", vec!["a.png", "c.png"]),
+        ("uncertain", vec!["b.png"]),
+        ("flagged", vec!["c.png"]),
+        ("all", vec!["a.png", "b.png", "c.png"]),
+    ] {
+        select.set_value(filter);
+        select
+            .dispatch_event(&web_sys::Event::new("change").unwrap())
+            .unwrap();
+        settle().await;
+        assert_eq!(files(), expect, "{filter}");
+        let count = text(&one(&host, "[data-testid=results-count]"));
+        assert_eq!(count, format!("{} of 3 shown", expect.len()));
+    }
+}
+
+#[wasm_bindgen_test]
 async fn a_refused_file_is_named_with_its_reason_and_can_be_dismissed() {
     let (state, host) = mount(|| view! { <ErrorList /> });
     state.errors.set(vec![

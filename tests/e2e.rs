@@ -589,3 +589,52 @@ fn rows_say_uncertain_in_attribute_and_words_as_the_command_line_does() {
         }
     });
 }
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn a_batch_shows_its_progress_and_rows_appear_as_they_are_done() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        let dir = scratch("batch");
+        let mut paths = Vec::new();
+        for round in 0..3 {
+            for s in shipped::samples() {
+                let p = dir.join(format!("{round}-{}", s.file));
+                std::fs::copy(&s.path, &p).unwrap();
+                paths.push(p);
+            }
+        }
+        let n = paths.len();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        page.drop_files(&paths).await;
+        // Mid-batch: the line counts, estimates the time left, and some rows are already there.
+        let seen = wait_for(
+            page.client(),
+            &format!(
+                "const t = document.querySelector('[data-testid=batch-progress]').textContent; \
+                 const rows = document.querySelectorAll('[data-testid=prediction]').length; \
+                 return / of {n} done, about .* left/.test(t) && rows > 0 && rows < {n} ? [t, rows] : null"
+            ),
+            120,
+            "the batch's progress line",
+        )
+        .await;
+        let done: usize = seen[0]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(done >= 1 && done < n, "{seen}");
+        page.wait_for_answers(n, 600).await;
+        wait_for(
+            page.client(),
+            "return document.querySelector('[data-testid=batch-progress]').textContent === ''",
+            10,
+            "the progress line to clear",
+        )
+        .await;
+    });
+}

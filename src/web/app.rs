@@ -72,6 +72,20 @@ pub struct ResultRow {
     pub format: &'static str,
 }
 
+impl super::triage::Triaged for ResultRow {
+    fn keys(&self) -> super::triage::Keys<'_> {
+        super::triage::Keys {
+            id: self.id,
+            file: &self.file,
+            label: self.label,
+            p: self.p_pneumonia,
+            ms: self.ms,
+            uncertain: self.uncertain,
+            flagged: self.ood.is_some(),
+        }
+    }
+}
+
 /// One image through a classifier: the classifier, the model input, its analysis and the
 /// analysis' time in milliseconds.
 struct Run {
@@ -115,6 +129,10 @@ pub struct AppState {
     pub errors: RwSignal<Vec<ErrorRow>>,
     /// Images waiting or running.
     pub pending: RwSignal<usize>,
+    /// The batch being worked through: (images in it, done, ms since it started).
+    pub batch: RwSignal<(usize, usize, f64)>,
+    /// When that batch started ([`browser::now_ms`]).
+    batch_start: StoredValue<f64>,
     /// The shipped model and its classifiers.
     pub engine: StoredValue<Engine, LocalStorage>,
     /// Images waiting to be classified, and the ids handed out.
@@ -124,6 +142,8 @@ pub struct AppState {
     pub thumbs: StoredValue<Vec<(usize, gloo_file::ObjectUrl)>, LocalStorage>,
     /// Whether the result rows show their heatmaps over the thumbnails.
     pub show_heatmaps: RwSignal<bool>,
+    /// The results table's order and filter.
+    pub table_view: RwSignal<super::triage::TableView>,
     /// The training panels' state.
     pub training: training::TrainState,
 }
@@ -174,10 +194,13 @@ impl AppState {
             results: RwSignal::new(Vec::new()),
             errors: RwSignal::new(Vec::new()),
             pending: RwSignal::new(0),
+            batch: RwSignal::new((0, 0, 0.0)),
+            batch_start: StoredValue::new(0.0),
             engine: StoredValue::new_local(Engine::new()),
             queue: StoredValue::new_local(Queue::default()),
             thumbs: StoredValue::new_local(Vec::new()),
             show_heatmaps: RwSignal::new(true),
+            table_view: RwSignal::new(super::triage::TableView::default()),
             training: training::TrainState::new(),
         }
     }
@@ -206,6 +229,13 @@ impl AppState {
     pub fn submit(self, inputs: Vec<Input>) {
         let n = inputs.len();
         self.queue.update_value(|q| q.waiting.extend(inputs));
+        if self.pending.get_untracked() == 0 {
+            // A new batch.
+            self.batch_start.set_value(browser::now_ms());
+            self.batch.set((n, 0, 0.0));
+        } else {
+            self.batch.update(|b| b.0 += n);
+        }
         self.pending.update(|p| *p += n);
         self.pump();
     }
@@ -228,6 +258,11 @@ impl AppState {
                 };
                 self.classify(input).await;
                 self.pending.update(|p| *p = p.saturating_sub(1));
+                let elapsed = browser::now_ms() - self.batch_start.get_value();
+                self.batch.update(|b| {
+                    b.1 += 1;
+                    b.2 = elapsed;
+                });
                 browser::yield_now().await;
             }
             self.queue.update_value(|q| q.running = false);

@@ -91,10 +91,10 @@ pub fn DropZone() -> impl IntoView {
                     <input type="file" multiple node_ref=input_ref on:change=on_change />
                 </label>
             </p>
-            <p class="pending" aria-live="polite">
-                {move || match state.pending.get() {
-                    0 => String::new(),
-                    n => format!("{n} image(s) waiting…"),
+            <p class="pending" role="status" data-testid="batch-progress">
+                {move || {
+                    let (total, done, elapsed) = state.batch.get();
+                    super::triage::progress_line(total, done, elapsed)
                 }}
             </p>
         </section>

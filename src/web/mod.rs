@@ -2,13 +2,14 @@
 //! worker and watch it learn. See `docs/architecture.md` for the map.
 //!
 //! Compiled natively too, for what holds no browser type (the backend names, the errors, the
-//! worker protocol's messages and the training panels' reducer), so that their tests run
+//! worker protocol's messages, the training panels' reducer and the results' triage), so that their tests run
 //! with `cargo test`; everything else is wasm only.
 //!
 //! - [`app`]: the page's state, the queue of images, the `App` component and [`start`].
 //! - [`engine`]: the shipped model and a classifier per backend; [`browser`]: files, fetches,
 //!   object URLs, timers.
-//! - Panels: `dropzone`, `gallery`, `results`, `model_panel`, `training_panel`, `chart`.
+//! - Panels: `dropzone`, `gallery`, `results` (its order and filter in [`triage`]),
+//!   `model_panel`, `training_panel`, `chart`.
 //! - [`training`]: demo training (data, the run's view and its reducer, the worker's lifecycle,
 //!   the tuned model); [`worker`]: the training worker's entry point; [`protocol`]: the
 //!   messages between them.
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod error;
 pub mod protocol;
 pub mod training;
+pub mod triage;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;

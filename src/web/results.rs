@@ -2,7 +2,10 @@
 
 use leptos::prelude::*;
 
-use super::{AppState, ResultRow, browser};
+use super::{
+    AppState, ResultRow, browser,
+    triage::{Filter, SortKey},
+};
 use crate::ml::class::Class;
 
 /// The CSS class of a label.
@@ -13,11 +16,12 @@ fn label_class(label: Class) -> &'static str {
     }
 }
 
+/// The rows as CSV, in the order given (the table's current order and filter).
 fn csv(rows: &[ResultRow]) -> String {
     let mut out = String::from(
         "file,label,p_pneumonia,threshold,uncertain,backend,ms,true_label,finetuned_label,finetuned_p_pneumonia,ood,heatmap_peak_row,heatmap_peak_col\n",
     );
-    for r in rows.iter().rev() {
+    for r in rows {
         let file = r.file.replace('"', "\"\"");
         let peak = r.heatmap.as_ref().map(|h| h.peak());
         out.push_str(&format!(
@@ -168,11 +172,72 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
     }
 }
 
-/// All results, newest first.
+/// A sortable column's header: a button that sorts by it, `aria-sort` saying how it is sorted.
+#[component]
+fn SortHeader(key: SortKey, title: &'static str, testid: &'static str) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let view = state.table_view;
+    view! {
+        <th aria-sort=move || view.get().aria_sort(key)>
+            <button
+                class="sort"
+                data-testid=testid
+                on:click=move |_| view.update(|v| *v = v.click(key))
+            >
+                {title}
+                <span aria-hidden="true">
+                    {move || match view.get().aria_sort(key) {
+                        "ascending" => " ▲",
+                        "descending" => " ▼",
+                        _ => "",
+                    }}
+                </span>
+            </button>
+        </th>
+    }
+}
+
+/// The filter menu and how many rows it shows.
+#[component]
+fn FilterBar() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let view = state.table_view;
+    view! {
+        <p class="legend">
+            <label>
+                "Show "
+                <select
+                    data-testid="results-filter"
+                    on:change=move |ev| {
+                        let f = Filter::from_id(&event_target_value(&ev));
+                        view.update(|v| v.filter = f);
+                    }
+                    prop:value=move || view.get().filter.id()
+                >
+                    {Filter::ALL
+                        .into_iter()
+                        .map(|f| view! { <option value=f.id()>{f.label()}</option> })
+                        .collect_view()}
+                </select>
+            </label>
+            " "
+            <span data-testid="results-count" role="status">
+                {move || {
+                    let all = state.results.with(Vec::len);
+                    let shown = view.get().apply(&state.results.get()).len();
+                    format!("{shown} of {all} shown")
+                }}
+            </span>
+        </p>
+    }
+}
+
+/// All results, newest first unless the visitor sorts or filters them.
 #[component]
 pub fn ResultsTable() -> impl IntoView {
     let state = expect_context::<AppState>();
     let download_error = RwSignal::new(None::<String>);
+    let shown = move || state.table_view.get().apply(&state.results.get());
     view! {
         <section class="panel" aria-live="polite">
             <h2>"Predictions"</h2>
@@ -185,7 +250,9 @@ pub fn ResultsTable() -> impl IntoView {
                     <button
                         data-testid="download-csv"
                         on:click=move |_| {
-                            let csv = csv(&state.results.get_untracked());
+                            let csv = csv(
+                                &state.table_view.get_untracked().apply(&state.results.get_untracked()),
+                            );
                             download_error.set(
                                 browser::download_text("xray-predictions.csv", &csv, "text/csv")
                                     .err()
@@ -213,21 +280,22 @@ pub fn ResultsTable() -> impl IntoView {
                     " least → most evidence for PNEUMONIA, relative within each image (Grad-CAM, 8×8 cells over the whole image)"
                 </p>
                 {move || download_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                <FilterBar />
                 <table class="results">
                     <thead>
                         <tr>
                             <th>"Image"</th>
-                            <th>"File"</th>
-                            <th>"Result"</th>
-                            <th>"Probability"</th>
-                            <th>"Time"</th>
+                            <SortHeader key=SortKey::File title="File" testid="sort-file" />
+                            <SortHeader key=SortKey::Label title="Result" testid="sort-label" />
+                            <SortHeader key=SortKey::Probability title="Probability" testid="sort-p" />
+                            <SortHeader key=SortKey::Time title="Time" testid="sort-time" />
                             <th>"Backend"</th>
                             <th>"Your model"</th>
                         </tr>
                     </thead>
                     <tbody>
                         <For
-                            each=move || state.results.get()
+                            each=shown
                             key=|r| r.id
                             children=|row| view! { <ResultItem row=row /> }
                         />
