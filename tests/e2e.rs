@@ -436,6 +436,51 @@ fn after_one_visit_the_app_works_offline() {
         let page = Page::open(c, &base).await;
         page.click_first_sample().await;
         assert_eq!(page.predictions().await.len(), 1);
+        // Installed, the app starts at its manifest's start URL: offline too.
+        let start = support::js(
+            c,
+            "return fetch('public/manifest.webmanifest').then(r => r.json()).then(m => new URL(m.start_url, new URL('public/manifest.webmanifest', location.href)).href)",
+        )
+        .await;
+        assert_eq!(start.as_str().unwrap(), format!("{origin}{PREFIX}"));
+        Page::open(c, start.as_str().unwrap()).await;
+    });
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn chromium_finds_the_app_installable_under_a_sub_path() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        let c = page.client();
+        wait_for(
+            c,
+            "return !!navigator.serviceWorker.controller",
+            180,
+            "the service worker to take control",
+        )
+        .await;
+        let manifest = support::cdp(c, "Page.getAppManifest", json!({})).await;
+        assert!(
+            manifest["url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{PREFIX}public/manifest.webmanifest")),
+            "{manifest}"
+        );
+        assert_eq!(manifest["errors"], json!([]), "{manifest}");
+        let errors = support::cdp(c, "Page.getInstallabilityErrors", json!({})).await;
+        assert_eq!(errors["installabilityErrors"], json!([]), "{errors}");
+        // Its icons are the app's own, served from the build.
+        for size in [192, 512] {
+            let ok = support::js(
+                c,
+                &format!("return fetch('public/icons/icon-{size}.png').then(r => r.ok && r.headers.get('content-type'))"),
+            )
+            .await;
+            assert_eq!(ok, json!("image/png"), "icon {size}");
+        }
     });
 }
 

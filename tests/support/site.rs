@@ -84,6 +84,7 @@ fn handle(mut stream: TcpStream, dist: &Path, log: &Mutex<Vec<String>>) {
                 "wasm" => "application/wasm",
                 "css" => "text/css",
                 "json" => "application/json",
+                "webmanifest" => "application/manifest+json",
                 "jpeg" | "jpg" => "image/jpeg",
                 "png" => "image/png",
                 _ => "application/octet-stream",
