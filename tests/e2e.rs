@@ -683,3 +683,32 @@ fn a_batch_shows_its_progress_and_rows_appear_as_they_are_done() {
         .await;
     });
 }
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn the_built_wasm_validates_only_with_simd_and_the_page_runs_it() {
+    use wasmparser::{Validator, WasmFeatures};
+    let dist = Path::new(ROOT).join("dist");
+    let wasm = std::fs::read_dir(&dist)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .expect("the page's wasm in dist/");
+    let bytes = std::fs::read(&wasm).unwrap();
+    Validator::new_with_features(WasmFeatures::default())
+        .validate_all(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
+    let without = WasmFeatures::default() - WasmFeatures::SIMD - WasmFeatures::RELAXED_SIMD;
+    let Err(err) = Validator::new_with_features(without).validate_all(&bytes) else {
+        panic!("the wasm must use SIMD instructions");
+    };
+    assert!(err.to_string().contains("SIMD"), "{err}");
+    // And the browser runs that module: the page gets ready and classifies on the CPU.
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        page.click_first_sample().await;
+        assert_eq!(page.predictions().await[0].backend, "cpu");
+    });
+}
