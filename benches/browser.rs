@@ -1,6 +1,7 @@
 //! Browser benchmark (not a test): in headless Chromium, for WebGPU and the CPU backend, the
 //! cold start (fresh profile, page open to model ready), the median per-image inference time
-//! over the 24 gallery samples, and the sizes of the wasm and the weights.
+//! over the 24 gallery samples and the median time of the heatmap after it, and the sizes of
+//! the wasm and the weights.
 //!
 //! `trunk build --release && cargo bench --bench browser`
 
@@ -45,9 +46,9 @@ async fn main() {
     let (origin, _log) = serve_dist();
     let n = support::shipped::samples().len();
     println!(
-        "| backend | cold start (ms) | median inference (ms/image, {n} samples) | min | max |"
+        "| backend | cold start (ms) | median inference (ms/image, {n} samples) | min | max | median heatmap after it (ms) |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for backend in ["webgpu", "cpu"] {
         let (c, _driver) = support::browser().await;
         let cold = open_until_ready(&c, &format!("{origin}{PREFIX}?backend={backend}")).await;
@@ -75,6 +76,13 @@ async fn main() {
             .iter()
             .filter_map(|v| v.as_f64())
             .collect();
+        let heat: Vec<f64> = js(&c, "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => parseFloat(e.dataset.heatmapMs))")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .collect();
         let used = js(
             &c,
             "return document.querySelector('[data-testid=prediction]').dataset.backend",
@@ -84,8 +92,9 @@ async fn main() {
         let min = ms.iter().copied().fold(f64::MAX, f64::min);
         let max = ms.iter().copied().fold(f64::MIN, f64::max);
         println!(
-            "| {backend} | {cold:.0} | {:.1} | {min:.1} | {max:.1} |",
-            median(ms)
+            "| {backend} | {cold:.0} | {:.1} | {min:.1} | {max:.1} | {:.1} |",
+            median(ms),
+            median(heat)
         );
         // `cargo bench --bench browser -- --screenshot docs/screenshot.png` saves the page.
         if let Some(path) = screenshot.as_ref().filter(|_| backend == "webgpu") {
