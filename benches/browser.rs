@@ -69,20 +69,20 @@ async fn main() {
             "all samples classified",
         )
         .await;
-        let ms: Vec<f64> = js(&c, "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => parseFloat(e.dataset.ms))")
-            .await
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v.as_f64())
-            .collect();
-        let heat: Vec<f64> = js(&c, "return [...document.querySelectorAll('[data-testid=prediction]')].map(e => parseFloat(e.dataset.heatmapMs))")
-            .await
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v.as_f64())
-            .collect();
+        let timings = |attr: &'static str| {
+            let c = c.clone();
+            async move {
+                js(&c, &format!("return [...document.querySelectorAll('[data-testid=prediction]')].map(e => parseFloat(e.dataset.{attr}))"))
+                    .await
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|v| v.as_f64())
+                    .collect::<Vec<f64>>()
+            }
+        };
+        let ms = timings("ms").await;
+        let heat = timings("heatmapMs").await;
         let used = js(
             &c,
             "return document.querySelector('[data-testid=prediction]').dataset.backend",

@@ -401,13 +401,7 @@ fn after_one_visit_the_app_works_offline() {
         let base = format!("{origin}{PREFIX}?backend=cpu");
         let page = Page::open(&c, &base).await;
         let c = page.client();
-        wait_for(
-            c,
-            "return !!navigator.serviceWorker.controller",
-            180,
-            "the service worker to take control",
-        )
-        .await;
+        page.wait_for_service_worker().await;
         let files = support::js(c, "return fetch('sw.js').then(r => r.text()).then(t => t.match(/const FILES = (\\[.*\\]);/)[1])").await;
         let n = serde_json::from_str::<Vec<String>>(files.as_str().unwrap())
             .unwrap()
@@ -454,13 +448,7 @@ fn chromium_finds_the_app_installable_under_a_sub_path() {
         let (origin, _log) = serve_dist();
         let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
         let c = page.client();
-        wait_for(
-            c,
-            "return !!navigator.serviceWorker.controller",
-            180,
-            "the service worker to take control",
-        )
-        .await;
+        page.wait_for_service_worker().await;
         let manifest = support::cdp(c, "Page.getAppManifest", json!({})).await;
         assert!(
             manifest["url"]
@@ -550,13 +538,7 @@ fn a_new_deployment_replaces_the_offline_cache() {
         let (port, _log) = support::serve(site.clone());
         let base = format!("http://127.0.0.1:{port}{PREFIX}?backend=cpu");
         let page = Page::open(&c, &base).await;
-        wait_for(
-            &c,
-            "return !!navigator.serviceWorker.controller",
-            180,
-            "the service worker",
-        )
-        .await;
+        page.wait_for_service_worker().await;
         let first = wait_for(
             &c,
             "return caches.keys().then(k => k.length === 1 && k[0])",

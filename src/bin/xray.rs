@@ -151,6 +151,31 @@ mod native {
         }
     }
 
+    /// Prints one line per file, as JSON or as `text` says (which also says whether the file
+    /// was refused); the exit status is 1 if any was.
+    fn print_lines<L: serde::Serialize>(
+        lines: &[L],
+        json: bool,
+        text: impl Fn(&L) -> (String, bool),
+    ) -> Result<ExitCode, CliError> {
+        let mut refused = false;
+        for line in lines {
+            let (words, refused_here) = text(line);
+            refused |= refused_here;
+            if json {
+                let json = serde_json::to_string(line).map_err(|e| CliError::Io(e.to_string()))?;
+                println!("{json}");
+            } else {
+                println!("{words}");
+            }
+        }
+        Ok(if refused {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
     fn run(args: Cli) -> Result<ExitCode, CliError> {
         match args.command {
             Command::Predict {
@@ -162,52 +187,31 @@ mod native {
                 let classifier =
                     cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
                 let lines = cli::predict(&classifier, &paths);
-                let mut refused = false;
-                for line in &lines {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string(line).map_err(|e| CliError::Io(e.to_string()))?
-                        );
-                    }
-                    match line {
-                        PredictLine::Ok {
-                            file,
-                            label,
-                            p_pneumonia,
-                            uncertain,
-                            ood_reason,
-                            dicom,
-                            ..
-                        } if !json => {
-                            let mut line =
-                                format!("{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}");
-                            if *uncertain {
-                                line.push_str("\tuncertain: needs a reader");
-                            }
-                            if let Some(d) = dicom {
-                                line.push_str(&format!("\t{}", d.summary()));
-                            }
-                            if let Some(why) = ood_reason {
-                                line.push_str(&format!(
-                                    "\twarning: this does not look like a chest X-ray: {why}"
-                                ));
-                            }
-                            println!("{line}");
+                print_lines(&lines, json, |line| match line {
+                    PredictLine::Ok {
+                        file,
+                        label,
+                        p_pneumonia,
+                        uncertain,
+                        ood_reason,
+                        dicom,
+                        ..
+                    } => {
+                        let mut line = format!("{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}");
+                        if *uncertain {
+                            line.push_str("\tuncertain: needs a reader");
                         }
-                        PredictLine::Err { file, error } => {
-                            refused = true;
-                            if !json {
-                                println!("{file}\terror: {error}");
-                            }
+                        if let Some(d) = dicom {
+                            line.push_str(&format!("\t{}", d.summary()));
                         }
-                        _ => {}
+                        if let Some(why) = ood_reason {
+                            line.push_str(&format!(
+                                "\twarning: this does not look like a chest X-ray: {why}"
+                            ));
+                        }
+                        (line, false)
                     }
-                }
-                Ok(if refused {
-                    ExitCode::from(1)
-                } else {
-                    ExitCode::SUCCESS
+                    PredictLine::Err { file, error } => (format!("{file}\terror: {error}"), true),
                 })
             }
             Command::Explain {
@@ -220,45 +224,25 @@ mod native {
                 let classifier =
                     cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
                 let lines = cli::explain::explain(&classifier, &paths, out.as_deref())?;
-                let mut refused = false;
-                for line in &lines {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string(line).map_err(|e| CliError::Io(e.to_string()))?
+                print_lines(&lines, json, |line| match line {
+                    ExplainLine::Ok {
+                        file,
+                        label,
+                        p_pneumonia,
+                        peak,
+                        heatmap,
+                        png,
+                    } => {
+                        let mut line = format!(
+                            "{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}\theatmap peak: row {} col {} of {}×{}",
+                            peak[0], peak[1], heatmap.height, heatmap.width
                         );
-                    }
-                    match line {
-                        ExplainLine::Ok {
-                            file,
-                            label,
-                            p_pneumonia,
-                            peak,
-                            heatmap,
-                            png,
-                        } if !json => {
-                            let mut line = format!(
-                                "{file}\t{label}\tP(pneumonia) = {p_pneumonia:.4}\theatmap peak: row {} col {} of {}×{}",
-                                peak[0], peak[1], heatmap.height, heatmap.width
-                            );
-                            if let Some(png) = png {
-                                line.push_str(&format!("\t{png}"));
-                            }
-                            println!("{line}");
+                        if let Some(png) = png {
+                            line.push_str(&format!("\t{png}"));
                         }
-                        ExplainLine::Err { file, error } => {
-                            refused = true;
-                            if !json {
-                                println!("{file}\terror: {error}");
-                            }
-                        }
-                        _ => {}
+                        (line, false)
                     }
-                }
-                Ok(if refused {
-                    ExitCode::from(1)
-                } else {
-                    ExitCode::SUCCESS
+                    ExplainLine::Err { file, error } => (format!("{file}\terror: {error}"), true),
                 })
             }
             Command::Eval {

@@ -302,6 +302,17 @@ impl Page {
         .unwrap()
     }
 
+    /// Waits until the service worker controls the page (it has precached the build).
+    pub async fn wait_for_service_worker(&self) {
+        wait_for(
+            &self.c,
+            "return !!navigator.serviceWorker.controller",
+            180,
+            "the service worker to take control",
+        )
+        .await;
+    }
+
     /// Everything the page says, as text.
     pub async fn text(&self) -> String {
         js(&self.c, "return document.body.innerText")
