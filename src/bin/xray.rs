@@ -36,12 +36,8 @@ mod native {
             /// One JSON object per line: {"file","label","p_pneumonia"} or {"file","error"}.
             #[arg(long)]
             json: bool,
-            /// Folder with card.json and the weights (default: public/model).
-            #[arg(long)]
-            model: Option<PathBuf>,
-            /// cpu or wgpu.
-            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
-            device: cli::DeviceArg,
+            #[command(flatten)]
+            model: cli::ModelArgs,
             /// Image files.
             #[arg(required = true)]
             paths: Vec<PathBuf>,
@@ -58,12 +54,8 @@ mod native {
             /// own resolution.
             #[arg(long)]
             out: Option<PathBuf>,
-            /// Folder with card.json and the weights (default: public/model).
-            #[arg(long)]
-            model: Option<PathBuf>,
-            /// cpu or wgpu.
-            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
-            device: cli::DeviceArg,
+            #[command(flatten)]
+            model: cli::ModelArgs,
             /// Image files.
             #[arg(required = true)]
             paths: Vec<PathBuf>,
@@ -73,9 +65,8 @@ mod native {
             /// Print one JSON object.
             #[arg(long)]
             json: bool,
-            /// Folder with card.json and the weights (default: public/model).
-            #[arg(long)]
-            model: Option<PathBuf>,
+            #[command(flatten)]
+            model: cli::ModelArgs,
             /// Split folder of a Kaggle root: train, val or test.
             #[arg(long)]
             split: Option<String>,
@@ -86,9 +77,6 @@ mod native {
             /// Seed of the bootstrap intervals.
             #[arg(long, default_value_t = 42)]
             seed: u64,
-            /// cpu or wgpu.
-            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
-            device: cli::DeviceArg,
             /// Data folder.
             dir: PathBuf,
         },
@@ -112,12 +100,8 @@ mod native {
         },
         /// Measure inference speed: median latency at batch 1 and throughput at batch 16.
         Bench {
-            /// Folder with card.json and the weights (default: public/model).
-            #[arg(long)]
-            model: Option<PathBuf>,
-            /// cpu or wgpu.
-            #[arg(long, value_enum, default_value_t = cli::DeviceArg::Cpu)]
-            device: cli::DeviceArg,
+            #[command(flatten)]
+            model: cli::ModelArgs,
             /// Timed runs at batch 1.
             #[arg(long, default_value_t = 40)]
             runs: usize,
@@ -178,14 +162,8 @@ mod native {
 
     fn run(args: Cli) -> Result<ExitCode, CliError> {
         match args.command {
-            Command::Predict {
-                json,
-                model,
-                device,
-                paths,
-            } => {
-                let classifier =
-                    cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
+            Command::Predict { json, model, paths } => {
+                let classifier = model.load()?;
                 let lines = cli::predict(&classifier, &paths);
                 print_lines(&lines, json, |line| match line {
                     PredictLine::Ok {
@@ -218,11 +196,9 @@ mod native {
                 json,
                 out,
                 model,
-                device,
                 paths,
             } => {
-                let classifier =
-                    cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
+                let classifier = model.load()?;
                 let lines = cli::explain::explain(&classifier, &paths, out.as_deref())?;
                 print_lines(&lines, json, |line| match line {
                     ExplainLine::Ok {
@@ -251,11 +227,9 @@ mod native {
                 split,
                 stress,
                 seed,
-                device,
                 dir,
             } => {
-                let classifier =
-                    cli::load_classifier(&cli::model_dir(model.as_deref()), device.device())?;
+                let classifier = model.load()?;
                 let dir = cli::dataset::split_dir(&dir, split.as_deref())?;
                 let (e, skipped) = cli::evaluate(&classifier, &dir, stress, seed)?;
                 for s in &skipped {
@@ -273,13 +247,9 @@ mod native {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Bench {
-                model,
-                device,
-                runs,
-            } => {
-                let dir = cli::model_dir(model.as_deref());
-                let classifier = cli::load_classifier(&dir, device.device())?;
+            Command::Bench { model, runs } => {
+                let classifier = model.load()?;
+                let device = model.device;
                 let (ms, per_sec) = cli::bench(&classifier, runs.max(1))?;
                 println!(
                     "{} on {device}: {ms:.1} ms/image (median, batch 1), {per_sec:.1} images/s (batch 16), weights {:.2} MB ({}), peak memory {:.0} MB",

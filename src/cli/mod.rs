@@ -152,6 +152,24 @@ pub fn model_dir(dir: Option<&Path>) -> PathBuf {
     }
 }
 
+/// `--model` and `--device`: the model a command loads and where it runs.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Folder with card.json and the weights (default: public/model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// cpu or wgpu.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+impl ModelArgs {
+    /// Loads the classifier from [`model_dir`] on the device.
+    pub fn load(&self) -> Result<Classifier, CliError> {
+        load_classifier(&model_dir(self.model.as_deref()), self.device.device())
+    }
+}
+
 /// Loads the model card and weights from `dir`.
 pub fn load_classifier(dir: &Path, device: Device) -> Result<Classifier, CliError> {
     let card_path = dir.join("card.json");

@@ -73,24 +73,13 @@ impl Prepared {
         &self.unit
     }
 
-    /// A small gray PNG of the image at its own aspect ratio, longest side `max_side` at most,
-    /// for the page's result rows: a browser then keeps a few kilobytes per row, whatever the
-    /// file was (a 30-megapixel PNG, or a DICOM, which browsers cannot show at all).
-    pub fn thumbnail_png(&self, max_side: u32) -> Result<Vec<u8>, image::ImageError> {
+    /// A small gray picture of the image at its own aspect ratio, longest side `max_side`, for
+    /// the page's result rows (encoded with [`preprocess::encode_png`], with or without its
+    /// heatmap over it): a browser then keeps a few kilobytes per row, whatever the file was
+    /// (a 30-megapixel PNG, or a DICOM, which browsers cannot show at all).
+    pub fn thumbnail(&self, max_side: u32) -> Result<image::GrayImage, image::ImageError> {
         let side = (self.unit.len() as f64).sqrt() as usize;
-        preprocess::thumbnail_png(&self.unit, side, self.shape, max_side)
-    }
-
-    /// [`thumbnail_png`](Self::thumbnail_png) with `heatmap` blended over it.
-    pub fn heatmap_thumbnail_png(
-        &self,
-        heatmap: &Heatmap,
-        max_side: u32,
-        opacity: f32,
-    ) -> Result<Vec<u8>, image::ImageError> {
-        let side = (self.unit.len() as f64).sqrt() as usize;
-        let thumb = preprocess::thumbnail(&self.unit, side, self.shape, max_side)?;
-        super::explain::overlay_png8(&thumb, heatmap, opacity)
+        preprocess::thumbnail(&self.unit, side, self.shape, max_side)
     }
 }
 
@@ -157,16 +146,14 @@ impl Classifier {
     /// Prepares an already decoded file (its full-resolution image is then the caller's).
     pub fn prepare_decoded(&self, decoded: &preprocess::Decoded) -> Prepared {
         let unit = preprocess::to_square_unit(&decoded.gray, self.card.model.input_size);
-        let mut input = unit.clone();
-        preprocess::normalize(&mut input, self.card.normalization);
-        Prepared {
-            input,
+        self.standardised(Prepared {
+            input: Vec::new(),
             colour: decoded.colour,
             unit,
             shape: decoded.gray.dimensions(),
             dicom: decoded.dicom.clone(),
             format: decoded.format,
-        }
+        })
     }
 
     /// The same file with its model-sized image replaced by `unit` (for example with part of it
@@ -175,16 +162,19 @@ impl Classifier {
     /// # Shapes
     /// - `unit`: `size · size` values in [0, 1], row-major
     pub fn with_unit(&self, p: &Prepared, unit: Vec<f32>) -> Prepared {
-        let mut input = unit.clone();
-        preprocess::normalize(&mut input, self.card.normalization);
-        Prepared {
-            input,
-            colour: p.colour,
+        self.standardised(Prepared {
+            input: Vec::new(),
             unit,
-            shape: p.shape,
             dicom: p.dicom.clone(),
-            format: p.format,
-        }
+            ..*p
+        })
+    }
+
+    /// `p` with its model input standardised from its `unit` image by the card's normalisation.
+    fn standardised(&self, mut p: Prepared) -> Prepared {
+        p.input = p.unit.clone();
+        preprocess::normalize(&mut p.input, self.card.normalization);
+        p
     }
 
     /// Logits and pooled features of one prepared image, side by side in one tensor still on

@@ -278,7 +278,7 @@ pub fn overlay_png(
         heatmap,
         opacity,
     );
-    png(image::DynamicImage::ImageRgb8(rgb))
+    super::preprocess::encode_png(rgb.into())
 }
 
 /// [`overlay_png`] over an 8-bit gray image (the page's thumbnails).
@@ -288,13 +288,7 @@ pub fn overlay_png8(
     opacity: f32,
 ) -> Result<Vec<u8>, image::ImageError> {
     let rgb = blend(gray.as_raw(), gray.width(), |v| v, heatmap, opacity);
-    png(image::DynamicImage::ImageRgb8(rgb))
-}
-
-fn png(img: image::DynamicImage) -> Result<Vec<u8>, image::ImageError> {
-    let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
-    Ok(out)
+    super::preprocess::encode_png(rgb.into())
 }
 
 fn blend<P: Copy>(

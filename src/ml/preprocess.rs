@@ -463,9 +463,13 @@ pub fn thumbnail_png(
     shape: (u32, u32),
     max_side: u32,
 ) -> Result<Vec<u8>, image::ImageError> {
-    let thumb = thumbnail(unit, side, shape, max_side)?;
+    encode_png(thumbnail(unit, side, shape, max_side)?.into())
+}
+
+/// `img` as PNG bytes.
+pub fn encode_png(img: DynamicImage) -> Result<Vec<u8>, image::ImageError> {
     let mut out = Vec::new();
-    thumb.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)?;
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)?;
     Ok(out)
 }
 

@@ -380,10 +380,13 @@ impl AppState {
             .map_err(|e| format!("the model is not available: {e}"))?;
         let prepared = classifier.prepare(bytes).map_err(|e| e.to_string())?;
         let input = prepared.input.clone();
-        let thumb = prepared
-            .thumbnail_png(THUMB_SIDE)
-            .ok()
-            .map(|png| browser::bytes_url(&png, "image/png"));
+        // One small picture for the row: shown as it is, and with the heatmap over it.
+        let small = prepared.thumbnail(THUMB_SIDE).ok();
+        let png_url = |png: Vec<u8>| browser::bytes_url(&png, "image/png");
+        let thumb = small
+            .clone()
+            .and_then(|g| crate::ml::preprocess::encode_png(g.into()).ok())
+            .map(png_url);
         let t0 = browser::now_ms();
         let analysis = classifier.analyse_prepared_async(&prepared).await;
         let ms = browser::now_ms() - t0;
@@ -400,16 +403,16 @@ impl AppState {
             Err(e) => Err(e),
         };
         let heatmap_ms = browser::now_ms() - t1;
-        let heat_thumb = analysis
-            .as_ref()
-            .ok()
-            .and_then(|a| a.heatmap.as_ref())
-            .and_then(|h| {
-                prepared
-                    .heatmap_thumbnail_png(h, THUMB_SIDE, crate::ml::explain::OVERLAY_OPACITY)
-                    .ok()
-            })
-            .map(|png| browser::bytes_url(&png, "image/png"));
+        let heat_thumb = match (&analysis, &small) {
+            (
+                Ok(crate::ml::classifier::Analysis {
+                    heatmap: Some(h), ..
+                }),
+                Some(g),
+            ) => crate::ml::explain::overlay_png8(g, h, crate::ml::explain::OVERLAY_OPACITY).ok(),
+            _ => None,
+        }
+        .map(png_url);
         Ok(Run {
             ms,
             heatmap_ms,
