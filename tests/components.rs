@@ -14,13 +14,14 @@ use web_sys::{Element, HtmlElement, HtmlInputElement};
 use xray_web::{
     ml::{class::Class, classifier::Prediction, explain::Heatmap, finetune::Mode, ood::OodReason},
     web::{
-        AppState, ErrorRow, ModelState, ResultRow,
+        AppState, ErrorRow, ModelState, ResultRow, Source,
         backend::Backend,
         browser,
         protocol::FromWorker,
         results::{ErrorList, ResultsTable},
         training::view::{RunView, ValMeta},
         training_panel::{TrainingCurves, TrainingPanel},
+        viewer::Viewer,
     },
 };
 
@@ -262,7 +263,7 @@ async fn the_results_sort_by_header_and_filter_and_say_how_many_they_show() {
     for (filter, expect) in [
         ("pneumonia", vec!["a.png", "c.png"]),
         ("uncertain", vec!["b.png"]),
-        ("flagged", vec!["c.png"]),
+        ("ood", vec!["c.png"]),
         ("all", vec!["a.png", "b.png", "c.png"]),
     ] {
         select.set_value(filter);
@@ -274,6 +275,125 @@ async fn the_results_sort_by_header_and_filter_and_say_how_many_they_show() {
         let count = text(&one(&host, "[data-testid=results-count]"));
         assert_eq!(count, format!("{} of 3 shown", expect.len()));
     }
+}
+
+/// Polls `check` for up to 10 s.
+async fn until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        browser::sleep_ms(20).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[wasm_bindgen_test]
+async fn a_row_opens_in_the_viewer_which_reads_its_file_again_and_steps_through_the_table() {
+    let (state, host) = mount(|| view! { <ResultsTable /> <Viewer /> });
+    const JPEG: &[u8] = include_bytes!("../public/samples/pneumonia-01.jpeg");
+    let (w, h) = image::load_from_memory(JPEG)
+        .unwrap()
+        .into_luma8()
+        .dimensions();
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(JPEG));
+    let file = web_sys::File::new_with_u8_array_sequence(&parts, "pneumonia-01.jpeg").unwrap();
+    let cells: Vec<f32> = (0..64).map(|i| i as f32 / 63.0).collect();
+    state.results.set(vec![
+        ResultRow {
+            heatmap: Some(Heatmap::from_raw(8, 8, &cells)),
+            ..row(2, "pneumonia-01.jpeg", Class::Pneumonia, 0.93)
+        },
+        row(1, "moved-away.png", Class::Normal, 0.10),
+    ]);
+    state
+        .sources
+        .update_value(|s| s.push((2, Source::File(file))));
+    settle().await;
+    assert!(
+        all(&host, "[data-testid=viewer]").is_empty(),
+        "closed at first"
+    );
+
+    // A click anywhere on the row opens it.
+    one(
+        &host,
+        "[data-testid=prediction][data-file='pneumonia-01.jpeg'] td.file",
+    )
+    .dyn_into::<HtmlElement>()
+    .unwrap()
+    .click();
+    settle().await;
+    let viewer = one(&host, "[data-testid=viewer]");
+    assert_eq!(
+        viewer.get_attribute("data-file").unwrap(),
+        "pneumonia-01.jpeg"
+    );
+    assert!(
+        viewer
+            .dyn_ref::<web_sys::HtmlDialogElement>()
+            .unwrap()
+            .open()
+    );
+    let canvas_state = || {
+        host.query_selector("[data-testid=viewer-canvas]")
+            .unwrap()
+            .and_then(|c| c.get_attribute("data-state"))
+            .unwrap_or_default()
+    };
+    until("the image", || canvas_state() == "ready").await;
+    let status = text(&one(&host, "[data-testid=viewer-status]"));
+    assert_eq!(
+        status,
+        format!("{w} × {h} pixels, shown at full resolution")
+    );
+    let heat = one(&host, "[data-testid=viewer] [data-testid=heatmap]");
+    assert_eq!(heat.get_attribute("data-grid").unwrap(), "8x8");
+    let values = heat.get_attribute("data-values").unwrap();
+    let values: Vec<&str> = values.split(',').collect();
+    assert_eq!(values.len(), 64);
+    assert_eq!(
+        (values[0], values[63], values[21]),
+        ("0.000", "1.000", "0.333")
+    );
+    assert_eq!(text(&one(&host, "[data-testid=viewer-position]")), "1 of 2");
+    assert_eq!(text(&one(&host, "[data-testid=viewer-label]")), "PNEUMONIA");
+
+    // Next: a row whose file is gone says so, and there is nothing after it.
+    let button = |id: &str| {
+        one(&host, &format!("[data-testid=viewer] [data-testid={id}]"))
+            .dyn_into::<web_sys::HtmlButtonElement>()
+            .unwrap()
+    };
+    assert!(button("viewer-prev").disabled());
+    button("viewer-next").click();
+    settle().await;
+    assert_eq!(
+        one(&host, "[data-testid=viewer]")
+            .get_attribute("data-file")
+            .unwrap(),
+        "moved-away.png"
+    );
+    until("the refusal", || canvas_state() == "error").await;
+    let status = text(&one(&host, "[data-testid=viewer-status]"));
+    assert!(
+        status.contains("its file is no longer available"),
+        "{status}"
+    );
+    assert!(all(&host, "[data-testid=viewer] [data-testid=heatmap]").is_empty());
+    assert!(button("viewer-next").disabled() && !button("viewer-prev").disabled());
+
+    // Close, and the state says so; open again and clear the results: it closes too.
+    button("viewer-close").click();
+    settle().await;
+    assert!(all(&host, "[data-testid=viewer]").is_empty());
+    assert_eq!(state.viewer.get_untracked(), None);
+    state.viewer.set(Some(2));
+    settle().await;
+    assert_eq!(all(&host, "[data-testid=viewer]").len(), 1);
+    state.clear_results();
+    settle().await;
+    assert!(all(&host, "[data-testid=viewer]").is_empty());
 }
 
 #[wasm_bindgen_test]

@@ -694,3 +694,247 @@ fn the_built_wasm_validates_only_with_simd_and_the_page_runs_it() {
         assert_eq!(page.predictions().await[0].backend, "cpu");
     });
 }
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release), chromedriver and axe-core; run by .ci/test"]
+fn the_viewer_shows_a_result_at_full_resolution_and_every_control_changes_what_is_drawn() {
+    use fantoccini::key::Key;
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        let cases = corpus::cases();
+        let dicom = cases.iter().find(|c| c.name == "mono1-12bit.dcm").unwrap();
+        let mut files = corpus::write(&[dicom], &scratch("viewer"));
+        files.push(shipped::first_of(Class::Normal).path);
+        files.push(shipped::first_of(Class::Pneumonia).path);
+        page.drop_files(&files).await;
+        page.wait_for_results(3, 0, 300).await;
+        let rows = page.predictions().await;
+        let order = page.table_order().await;
+        let viewer = page.viewer();
+
+        // Keyboard only: from the last sortable header, Tab reaches the first row's open
+        // button, and Enter opens it with the focus on the image.
+        page.focus_sort_header("ms").await;
+        viewer.press(&Key::Tab, false).await;
+        assert_eq!(
+            viewer.focus().await[3],
+            json!(order[0]),
+            "the first row's button has the focus"
+        );
+        page.client()
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&Key::Enter)
+            .await
+            .unwrap();
+        viewer.wait_showing(&order[0]).await;
+        assert_eq!(viewer.focus().await[0], json!("CANVAS"));
+
+        // The file at its own resolution, not the model's 128-px input.
+        let first = &rows[0];
+        let on_disk = files.iter().find(|p| p.ends_with(&first.file)).unwrap();
+        let (w, h) = image::image_dimensions(on_disk).unwrap();
+        assert!(w.max(h) > 128);
+        let status = viewer.text_of("viewer-status").await;
+        assert!(
+            status.contains(&format!("{w} × {h} pixels, shown at full resolution")),
+            "{status}"
+        );
+        // The row's heatmap, to 3 decimals, on a grid of at least 8×8.
+        let (grid, values) = viewer.heatmap().await;
+        assert_eq!(grid, "8x8");
+        let row_map = first.heatmap();
+        assert_eq!(values.len(), row_map.len());
+        for (a, b) in values.iter().zip(&row_map) {
+            assert!((a - b).abs() <= 6e-4, "{values:?} vs {row_map:?}");
+        }
+        // Beside the image: the label, the reading, and for a DICOM its attributes.
+        assert_eq!(viewer.text_of("viewer-label").await, first.label);
+        assert_eq!(viewer.text_of("viewer-position").await, "1 of 3");
+        let axe = page.accessibility_violations().await;
+        assert_eq!(axe, json!([]), "viewer open, overlay on: {axe:#}");
+
+        // The overlay: coloured on, gray off, more colour at a higher opacity.
+        let shown = viewer.pixels().await;
+        assert!(shown.colour > 0.05, "{shown:?}");
+        viewer.slide("heatmap-opacity", 100).await;
+        let strong = viewer.pixels().await;
+        assert!(strong.colour > shown.colour, "{shown:?} {strong:?}");
+        viewer.click("heatmap-toggle").await;
+        let gray = viewer.pixels().await;
+        assert_eq!(gray.colour, 0.0, "{gray:?}");
+
+        // Invert: every pixel of the image turns to its complement.
+        let centre = viewer.probe(0.0, 0.0).await;
+        viewer.click("invert").await;
+        let inverted = viewer.probe(0.0, 0.0).await;
+        assert!(
+            (centre + inverted - 255.0).abs() <= 2.0,
+            "{centre} {inverted}"
+        );
+        viewer.click("invert").await;
+        assert_eq!(viewer.pixels().await, gray);
+
+        // Window/level: a narrower window adds contrast, a lower level brightens.
+        viewer.slide("window-width", 40).await;
+        let narrow = viewer.pixels().await;
+        assert!(narrow.sd > gray.sd + 5.0, "{gray:?} {narrow:?}");
+        viewer.slide("window-level", 30).await;
+        let brighter = viewer.pixels().await;
+        assert!(
+            brighter.mean > narrow.mean + 10.0,
+            "{narrow:?} {brighter:?}"
+        );
+        // Shift-drag sets it too: rightwards widens the window.
+        let width = viewer.slider("window-width").await;
+        viewer.drag(150.0, 0.0, true, None).await;
+        assert!(viewer.slider("window-width").await > width);
+        viewer.click("reset").await;
+        assert_eq!(
+            viewer.pixels().await,
+            gray,
+            "reset: the view as opened (overlay off)"
+        );
+
+        // Zoom: buttons, keys, the wheel and a pinch; the image fills more of the canvas.
+        viewer.click("zoom-in").await;
+        let zoomed = viewer.pixels().await;
+        assert!(zoomed.black < gray.black, "{gray:?} {zoomed:?}");
+        assert_eq!(viewer.text_of("zoom-level").await.trim(), "125 %");
+        viewer.press("+", true).await;
+        assert_eq!(viewer.text_of("zoom-level").await.trim(), "156 %");
+        viewer.press("-", true).await;
+        viewer.click("zoom-out").await;
+        assert_eq!(viewer.text_of("zoom-level").await.trim(), "100 %");
+        assert_eq!(viewer.pixels().await, gray);
+        viewer.wheel(-100.0).await;
+        assert_eq!(viewer.text_of("zoom-level").await.trim(), "122 %");
+        viewer.press("0", true).await;
+        viewer.drag(100.0, 0.0, false, Some(100.0)).await;
+        assert_eq!(
+            viewer.text_of("zoom-level").await.trim(),
+            "200 %",
+            "a pinch from 100 to 200 px apart"
+        );
+        viewer.press("0", true).await;
+
+        // Pan: an arrow key moves the picture 48 px, and so does a drag.
+        let left_of_centre = viewer.probe(-48.0, 0.0).await;
+        viewer.press(&Key::Right, true).await;
+        assert!((viewer.probe(0.0, 0.0).await - left_of_centre).abs() <= 2.0);
+        viewer.press("0", true).await;
+        let above = viewer.probe(0.0, -30.0).await;
+        viewer.drag(0.0, 30.0, false, None).await;
+        assert!((viewer.probe(0.0, 0.0).await - above).abs() <= 2.0);
+        assert_ne!(viewer.pixels().await.hash, gray.hash);
+
+        // Tab stays inside the dialog.
+        for _ in 0..12 {
+            viewer.press(&Key::Tab, false).await;
+            assert_eq!(
+                viewer.focus().await[2],
+                json!(true),
+                "focus left the viewer"
+            );
+        }
+
+        // Next / previous follow the table; the DICOM starts at its own window.
+        assert!(viewer.disabled("viewer-prev").await);
+        viewer.click("viewer-next").await;
+        viewer.wait_showing(&order[1]).await;
+        assert_eq!(viewer.text_of("viewer-position").await, "2 of 3");
+        viewer.focus_image().await;
+        viewer.press("n", false).await;
+        viewer.wait_showing(&order[2]).await;
+        assert!(viewer.disabled("viewer-next").await);
+        assert_eq!(order[2], "mono1-12bit.dcm", "dropped first, shown last");
+        viewer.press("p", false).await;
+        viewer.wait_showing(&order[1]).await;
+        viewer.press(&Key::PageDown, false).await;
+        viewer.wait_showing(&order[2]).await;
+        assert!(viewer.text_of("viewer-dicom").await.contains("MONOCHROME1"));
+        assert!(viewer.pixels().await.sd > 5.0, "the DICOM is drawn");
+
+        // Escape closes it and gives the focus back to the row it ended on.
+        viewer.press(&Key::Escape, false).await;
+        wait_for(
+            page.client(),
+            "return !document.querySelector('[data-testid=viewer]')",
+            10,
+            "the viewer to close",
+        )
+        .await;
+        assert_eq!(viewer.focus().await[3], json!("mono1-12bit.dcm"));
+        assert_eq!(viewer.file().await, None);
+    });
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn sorting_and_filtering_change_the_table_and_the_csv_alike() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        let samples = shipped::samples();
+        let files: Vec<PathBuf> = [Class::Normal, Class::Pneumonia]
+            .into_iter()
+            .flat_map(|c| samples.iter().filter(move |s| s.label == c).take(4))
+            .map(|s| s.path.clone().into())
+            .collect();
+        page.drop_files(&files).await;
+        page.wait_for_results(files.len(), 0, 300).await;
+        let csv_files = |csv: &str| -> Vec<String> {
+            csv.lines()
+                .skip(1)
+                .map(|l| l.split(',').next().unwrap().trim_matches('"').to_string())
+                .collect()
+        };
+        let p_of = |rows: &[Prediction], f: &str| rows.iter().find(|r| r.file == f).unwrap().p();
+
+        assert_eq!(page.sort_by("p").await, "descending");
+        let rows = page.predictions().await;
+        let by_p = page.table_order().await;
+        let ps: Vec<f64> = by_p.iter().map(|f| p_of(&rows, f)).collect();
+        assert!(ps.windows(2).all(|w| w[0] >= w[1]), "{ps:?}");
+        let csv = page.download_csv().await;
+        assert!(csv.starts_with("file,label,p_pneumonia"), "{csv}");
+        assert!(
+            csv.lines()
+                .next()
+                .unwrap()
+                .ends_with("heatmap_peak_row,heatmap_peak_col")
+        );
+        assert_eq!(csv_files(&csv), by_p, "the CSV follows the table's order");
+
+        assert_eq!(page.sort_by("file").await, "ascending");
+        let by_name = page.table_order().await;
+        let mut sorted = by_name.clone();
+        sorted.sort();
+        assert_eq!(by_name, sorted);
+        assert_eq!(csv_files(&page.download_csv().await), by_name);
+
+        page.filter("pneumonia").await;
+        let shown = page.table_order().await;
+        let pneumonia: Vec<String> = by_name
+            .iter()
+            .filter(|f| rows.iter().any(|r| &r.file == *f && r.label == "PNEUMONIA"))
+            .cloned()
+            .collect();
+        assert!(!pneumonia.is_empty() && pneumonia.len() < files.len());
+        assert_eq!(shown, pneumonia, "only PNEUMONIA rows, still by name");
+        assert_eq!(
+            csv_files(&page.download_csv().await),
+            pneumonia,
+            "the CSV follows the filter"
+        );
+        page.filter("ood").await;
+        assert!(
+            page.table_order().await.is_empty(),
+            "no X-ray here is flagged"
+        );
+        page.filter("all").await;
+        assert_eq!(page.table_order().await.len(), files.len());
+    });
+}

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 
 use super::{
     backend::Backend, browser, dropzone, engine::Engine, error::WebError, gallery, model_panel,
-    results, training, training_panel,
+    results, training, training_panel, viewer,
 };
 use crate::ml::{card::ModelCard, class::Class, classifier::AnalyseError, weights::WeightsError};
 
@@ -140,6 +140,11 @@ pub struct AppState {
     /// The object URLs behind the result rows' thumbnails, by row id: each is revoked when its
     /// row goes (a refused file's at once).
     pub thumbs: StoredValue<Vec<(usize, gloo_file::ObjectUrl)>, LocalStorage>,
+    /// Where each result row's file can be read again, by row id, for the viewer (a file
+    /// reference or a sample's URL: the bytes themselves are not kept).
+    pub sources: StoredValue<Vec<(usize, Source)>, LocalStorage>,
+    /// The result open in the viewer, by row id.
+    pub viewer: RwSignal<Option<usize>>,
     /// Whether the result rows show their heatmaps over the thumbnails.
     pub show_heatmaps: RwSignal<bool>,
     /// The results table's order and filter.
@@ -163,6 +168,7 @@ pub struct Queue {
 }
 
 /// Where the bytes of an input come from.
+#[derive(Clone)]
 pub enum Source {
     /// A file the user gave.
     File(web_sys::File),
@@ -199,6 +205,8 @@ impl AppState {
             engine: StoredValue::new_local(Engine::new()),
             queue: StoredValue::new_local(Queue::default()),
             thumbs: StoredValue::new_local(Vec::new()),
+            sources: StoredValue::new_local(Vec::new()),
+            viewer: RwSignal::new(None),
             show_heatmaps: RwSignal::new(true),
             table_view: RwSignal::new(super::triage::TableView::default()),
             training: training::TrainState::new(),
@@ -207,8 +215,10 @@ impl AppState {
 
     /// Removes every result, and frees their thumbnails.
     pub fn clear_results(self) {
+        self.viewer.set(None);
         self.results.set(Vec::new());
         self.thumbs.set_value(Vec::new());
+        self.sources.set_value(Vec::new());
     }
 
     fn next_id(self) -> usize {
@@ -340,6 +350,8 @@ impl AppState {
                 };
                 let thumb = thumb.map(keep);
                 let heat_thumb = heat_thumb.map(keep);
+                self.sources
+                    .update_value(|s| s.push((id, input.source.clone())));
                 self.results.update(|r| {
                     r.insert(
                         0,
@@ -524,6 +536,7 @@ pub fn App() -> impl IntoView {
             <dropzone::DropZone />
             <results::ErrorList />
             <results::ResultsTable />
+            <viewer::Viewer />
             <gallery::Gallery />
             <training_panel::TrainingPanel />
             <training_panel::TrainingCurves />

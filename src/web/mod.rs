@@ -2,13 +2,14 @@
 //! worker and watch it learn. See `docs/architecture.md` for the map.
 //!
 //! Compiled natively too, for what holds no browser type (the backend names, the errors, the
-//! worker protocol's messages, the training panels' reducer and the results' triage), so that their tests run
-//! with `cargo test`; everything else is wasm only.
+//! worker protocol's messages, the training panels' reducer, the results' triage and the
+//! viewer's model), so that their tests run with `cargo test`; everything else is wasm only.
 //!
 //! - [`app`]: the page's state, the queue of images, the `App` component and [`start`].
 //! - [`engine`]: the shipped model and a classifier per backend; [`browser`]: files, fetches,
 //!   object URLs, timers.
 //! - Panels: `dropzone`, `gallery`, `results` (its order and filter in [`triage`]),
+//!   `viewer` (a result at full resolution; its state and pixels in [`viewing`]),
 //!   `model_panel`, `training_panel`, `chart`.
 //! - [`training`]: demo training (data, the run's view and its reducer, the worker's lifecycle,
 //!   the tuned model); [`worker`]: the training worker's entry point; [`protocol`]: the
@@ -19,6 +20,7 @@ pub mod error;
 pub mod protocol;
 pub mod training;
 pub mod triage;
+pub mod viewing;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
@@ -38,6 +40,8 @@ mod model_panel;
 pub mod results;
 #[cfg(target_arch = "wasm32")]
 pub mod training_panel;
+#[cfg(target_arch = "wasm32")]
+pub mod viewer;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
 

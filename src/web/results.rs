@@ -9,7 +9,7 @@ use super::{
 use crate::ml::class::Class;
 
 /// The CSS class of a label.
-fn label_class(label: Class) -> &'static str {
+pub(super) fn label_class(label: Class) -> &'static str {
     match label {
         Class::Normal => "label normal",
         Class::Pneumonia => "label pneumonia",
@@ -77,6 +77,32 @@ fn Thumb(row: ResultRow) -> impl IntoView {
     }
 }
 
+/// P(pneumonia) as a bar, with the decision threshold and the uncertain band on it.
+#[component]
+pub(super) fn ProbabilityBar(p: f32, threshold: f32, band: Option<(f32, f32)>) -> impl IntoView {
+    let pct = p * 100.0;
+    view! {
+        <div
+            class="bar"
+            role="meter"
+            aria-valuemin="0"
+            aria-valuemax="100"
+            aria-valuenow=format!("{pct:.1}")
+            aria-label="probability of pneumonia"
+        >
+            <div class="fill" style=format!("width: {pct:.1}%")></div>
+            {band.map(|(lo, hi)| view! {
+                <div
+                    class="band"
+                    style=format!("left: {:.1}%; width: {:.1}%", lo * 100.0, (hi - lo) * 100.0)
+                    title="uncertain band"
+                ></div>
+            })}
+            <div class="threshold" style=format!("left: {:.1}%", threshold * 100.0) title="decision threshold"></div>
+        </div>
+    }
+}
+
 /// One result.
 #[component]
 fn ResultItem(row: ResultRow) -> impl IntoView {
@@ -90,9 +116,13 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             </span>
         }
     });
+    let state = expect_context::<AppState>();
+    let id = row.id;
     view! {
         <tr
             data-testid="prediction"
+            data-row=id.to_string()
+            on:click=move |_| state.viewer.set(Some(id))
             data-file=row.file.clone()
             data-label=row.label.name()
             data-p-pneumonia=format!("{:.6}", row.p_pneumonia)
@@ -113,7 +143,18 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
             })
         >
             <td class="thumb">
-                <Thumb row=row.clone() />
+                <button
+                    class="open"
+                    data-testid="open-viewer"
+                    aria-label=format!("open {} in the viewer", row.file)
+                    on:click=move |ev| {
+                        // The row's own click opens it too; once is enough.
+                        ev.stop_propagation();
+                        state.viewer.set(Some(id));
+                    }
+                >
+                    <Thumb row=row.clone() />
+                </button>
             </td>
             <td class="file">
                 {row.file.clone()}
@@ -135,24 +176,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
                 })}
             </td>
             <td class="prob">
-                <div
-                    class="bar"
-                    role="meter"
-                    aria-valuemin="0"
-                    aria-valuemax="100"
-                    aria-valuenow=format!("{pct:.1}")
-                    aria-label="probability of pneumonia"
-                >
-                    <div class="fill" style=format!("width: {pct:.1}%")></div>
-                    {row.band.map(|(lo, hi)| view! {
-                        <div
-                            class="band"
-                            style=format!("left: {:.1}%; width: {:.1}%", lo * 100.0, (hi - lo) * 100.0)
-                            title="uncertain band"
-                        ></div>
-                    })}
-                    <div class="threshold" style=format!("left: {:.1}%", row.threshold * 100.0) title="decision threshold"></div>
-                </div>
+                <ProbabilityBar p=row.p_pneumonia threshold=row.threshold band=row.band />
                 <span>{format!("P(pneumonia) {pct:.1} %")}</span>
             </td>
             <td class="ms" title="the prediction; then the heatmap">
@@ -182,6 +206,7 @@ fn SortHeader(key: SortKey, title: &'static str, testid: &'static str) -> impl I
             <button
                 class="sort"
                 data-testid=testid
+                data-sort=key.id()
                 on:click=move |_| view.update(|v| *v = v.click(key))
             >
                 {title}

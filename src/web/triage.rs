@@ -45,6 +45,17 @@ pub enum SortKey {
 }
 
 impl SortKey {
+    /// The column's `data-sort` name.
+    pub fn id(self) -> &'static str {
+        match self {
+            SortKey::Added => "added",
+            SortKey::Probability => "p",
+            SortKey::Label => "label",
+            SortKey::File => "file",
+            SortKey::Time => "ms",
+        }
+    }
+
     /// The direction a first click on the column sorts in: the most urgent or the newest
     /// first for numbers, alphabetical for names (PNEUMONIA before NORMAL for labels).
     fn first_direction(self) -> Direction {
@@ -93,7 +104,7 @@ impl Filter {
             Filter::All => "all",
             Filter::Pneumonia => "pneumonia",
             Filter::Uncertain => "uncertain",
-            Filter::Flagged => "flagged",
+            Filter::Flagged => "ood",
         }
     }
 

@@ -353,6 +353,334 @@ impl Page {
     pub fn training(&self) -> Training<'_> {
         Training(self)
     }
+
+    /// The X-ray viewer.
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer(self)
+    }
+
+    /// The results table's file names, top to bottom, as shown now.
+    pub async fn table_order(&self) -> Vec<String> {
+        serde_json::from_value(
+            js(
+                &self.c,
+                "return [...document.querySelectorAll('[data-testid=prediction]')].map(r => r.dataset.file)",
+            )
+            .await,
+        )
+        .unwrap()
+    }
+
+    /// Clicks the header that sorts by `key` (`p`, `label`, `file` or `ms`) and returns its
+    /// `aria-sort` after the click.
+    pub async fn sort_by(&self, key: &str) -> String {
+        self.c
+            .find(Locator::Css(&format!("th button[data-sort={key}]")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        js(
+            &self.c,
+            &format!("return document.querySelector('th button[data-sort={key}]').closest('th').getAttribute('aria-sort')"),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Puts the keyboard focus on the header that sorts by `key`.
+    pub async fn focus_sort_header(&self, key: &str) {
+        js(
+            &self.c,
+            &format!("document.querySelector('th button[data-sort={key}]').focus(); return 1"),
+        )
+        .await;
+    }
+
+    /// Chooses `value` in the results filter (`all`, `pneumonia`, `uncertain` or `ood`).
+    pub async fn filter(&self, value: &str) {
+        self.c
+            .execute(
+                "const el = document.querySelector('[data-testid=results-filter]'); el.value = arguments[0]; el.dispatchEvent(new Event('change', {bubbles: true}));",
+                vec![json!(value)],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Clicks "Download CSV" and returns the file it saves, as text.
+    pub async fn download_csv(&self) -> String {
+        // The page hands the CSV to an object URL and revokes it at once: keep the blob.
+        js(
+            &self.c,
+            "if (!window.__blobs) { window.__blobs = []; const make = URL.createObjectURL; URL.createObjectURL = b => { window.__blobs.push(b); return make(b); }; } window.__blobs.length = 0; return true",
+        )
+        .await;
+        self.c
+            .find(Locator::Css("[data-testid=download-csv]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let text = self
+            .c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; const b = window.__blobs.find(b => b.type.startsWith('text/csv')); b ? b.text().then(done) : done(null);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        text.as_str().expect("a CSV was saved").to_string()
+    }
+}
+
+/// What the viewer's canvas shows, summed up from its pixels.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct Pixels {
+    /// The canvas' size in its own pixels.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// A hash of every pixel.
+    pub hash: u64,
+    /// Share of pixels that are pure black (outside the image, or black in it).
+    pub black: f64,
+    /// Share of pixels with a colour (red and blue more than 24 apart): the heatmap.
+    pub colour: f64,
+    /// Mean green level of the other pixels.
+    pub mean: f64,
+    /// Their standard deviation: contrast.
+    pub sd: f64,
+}
+
+const PIXELS: &str = "const c = document.querySelector('[data-testid=viewer-canvas]'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let h = 0, n = 0, sum = 0, sq = 0, colour = 0, black = 0; for (let i = 0; i < d.length; i += 4) { const r = d[i], g = d[i + 1], b = d[i + 2]; h = (h * 31 + r * 3 + g * 5 + b * 7) % 2147483647; if (r === 0 && g === 0 && b === 0) black++; else { n++; sum += g; sq += g * g; } if (Math.abs(r - b) > 24) colour++; } const all = d.length / 4; const mean = n ? sum / n : 0; return {width: c.width, height: c.height, hash: h, black: black / all, colour: colour / all, mean, sd: n ? Math.sqrt(Math.max(0, sq / n - mean * mean)) : 0};";
+
+/// The X-ray viewer of a [`Page`].
+pub struct Viewer<'a>(&'a Page);
+
+impl Viewer<'_> {
+    fn c(&self) -> &Client {
+        &self.0.c
+    }
+
+    /// Clicks the open button of the result for `file`, then waits until the viewer shows it.
+    pub async fn open(&self, file: &str) {
+        self.c()
+            .find(Locator::Css(&format!(
+                "[data-testid=prediction][data-file='{file}'] [data-testid=open-viewer]"
+            )))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_showing(file).await;
+    }
+
+    /// Waits until the viewer shows `file`, decoded and drawn.
+    pub async fn wait_showing(&self, file: &str) {
+        wait_for(
+            self.c(),
+            &format!("const v = document.querySelector('[data-testid=viewer]'); return !!v && v.open && v.dataset.file === '{file}' && v.querySelector('[data-testid=viewer-canvas]').dataset.state === 'ready' && +v.querySelector('[data-testid=viewer-canvas]').dataset.draws > 0"),
+            60,
+            &format!("the viewer showing {file}"),
+        )
+        .await;
+    }
+
+    /// The file open in the viewer, if it is open.
+    pub async fn file(&self) -> Option<String> {
+        js(
+            self.c(),
+            "const v = document.querySelector('[data-testid=viewer]'); return v && v.open ? v.dataset.file : null",
+        )
+        .await
+        .as_str()
+        .map(str::to_string)
+    }
+
+    /// The viewer's `data-testid` element's text.
+    pub async fn text_of(&self, testid: &str) -> String {
+        js(
+            self.c(),
+            &format!("const e = document.querySelector('[data-testid=viewer] [data-testid={testid}]'); return e ? e.textContent : null"),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Puts the keyboard focus on the image.
+    pub async fn focus_image(&self) {
+        js(
+            self.c(),
+            "document.querySelector('[data-testid=viewer-canvas]').focus(); return 1",
+        )
+        .await;
+    }
+
+    /// The canvas' pixels as they are now.
+    pub async fn pixels(&self) -> Pixels {
+        serde_json::from_value(js(self.c(), PIXELS).await).unwrap()
+    }
+
+    /// The mean red level of a 5×5 block of canvas pixels centred `(dx, dy)` CSS pixels from
+    /// the canvas' centre.
+    pub async fn probe(&self, dx: f64, dy: f64) -> f64 {
+        js(
+            self.c(),
+            &format!("const c = document.querySelector('[data-testid=viewer-canvas]'); const k = c.width / c.clientWidth; const x = Math.round(c.width / 2 + {dx} * k), y = Math.round(c.height / 2 + {dy} * k); const d = c.getContext('2d').getImageData(x - 2, y - 2, 5, 5).data; let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s / 25;"),
+        )
+        .await
+        .as_f64()
+        .unwrap()
+    }
+
+    async fn draws(&self) -> u64 {
+        js(
+            self.c(),
+            "const c = document.querySelector('[data-testid=viewer-canvas]'); return c ? +c.dataset.draws : 0",
+        )
+        .await
+        .as_u64()
+        .unwrap_or(0)
+    }
+
+    /// Waits until the canvas has been drawn more often than `before` times.
+    async fn redrawn(&self, before: u64, what: &str) {
+        wait_for(
+            self.c(),
+            &format!("return +document.querySelector('[data-testid=viewer-canvas]').dataset.draws > {before}"),
+            20,
+            what,
+        )
+        .await;
+    }
+
+    /// Clicks the viewer's `testid` button (or checkbox) and waits for the redraw.
+    pub async fn click(&self, testid: &str) {
+        let before = self.draws().await;
+        self.c()
+            .find(Locator::Css(&format!(
+                "[data-testid=viewer] [data-testid={testid}]"
+            )))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.redrawn(before, testid).await;
+    }
+
+    /// Sets the viewer's `testid` slider to `value`, as dragging it does, and waits for the
+    /// redraw.
+    pub async fn slide(&self, testid: &str, value: u32) {
+        let before = self.draws().await;
+        self.c()
+            .execute(
+                "const el = document.querySelector(`[data-testid=viewer] [data-testid=${arguments[0]}]`); el.value = arguments[1]; el.dispatchEvent(new Event('input', {bubbles: true}));",
+                vec![json!(testid), json!(value.to_string())],
+            )
+            .await
+            .unwrap();
+        self.redrawn(before, testid).await;
+    }
+
+    /// A slider's value.
+    pub async fn slider(&self, testid: &str) -> f64 {
+        js(
+            self.c(),
+            &format!("return +document.querySelector('[data-testid=viewer] [data-testid={testid}]').value"),
+        )
+        .await
+        .as_f64()
+        .unwrap()
+    }
+
+    /// Presses `keys` on whatever has the focus, and waits for a redraw if `redraws`.
+    pub async fn press(&self, keys: &str, redraws: bool) {
+        let before = self.draws().await;
+        self.c()
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(keys)
+            .await
+            .unwrap();
+        if redraws {
+            self.redrawn(before, &format!("a redraw after {keys:?}"))
+                .await;
+        }
+    }
+
+    /// Drags on the canvas from its centre by `(dx, dy)` CSS pixels, with Shift held if
+    /// `shift`; with `pinch`, a second finger rests `pinch` pixels left of the centre (so the
+    /// drag spreads or closes two fingers).
+    pub async fn drag(&self, dx: f64, dy: f64, shift: bool, pinch: Option<f64>) {
+        let before = self.draws().await;
+        self.c()
+            .execute(
+                "const [dx, dy, shift, pinch] = arguments; const c = document.querySelector('[data-testid=viewer-canvas]'); const r = c.getBoundingClientRect(); const x = r.left + r.width / 2, y = r.top + r.height / 2; const fire = (type, id, px, py) => c.dispatchEvent(new PointerEvent(type, {pointerId: id, pointerType: pinch === null ? 'mouse' : 'touch', isPrimary: id === 1, bubbles: true, clientX: px, clientY: py, shiftKey: shift, buttons: type === 'pointerup' ? 0 : 1})); if (pinch !== null) fire('pointerdown', 2, x - pinch, y); fire('pointerdown', 1, x, y); for (let k = 1; k <= 4; k++) fire('pointermove', 1, x + dx * k / 4, y + dy * k / 4); fire('pointerup', 1, x + dx, y + dy); if (pinch !== null) fire('pointerup', 2, x - pinch, y);",
+                vec![json!(dx), json!(dy), json!(shift), json!(pinch)],
+            )
+            .await
+            .unwrap();
+        self.redrawn(before, "a redraw after dragging").await;
+    }
+
+    /// Turns the mouse wheel over the canvas' centre by `delta_y` pixels.
+    pub async fn wheel(&self, delta_y: f64) {
+        let before = self.draws().await;
+        self.c()
+            .execute(
+                "const c = document.querySelector('[data-testid=viewer-canvas]'); const r = c.getBoundingClientRect(); c.dispatchEvent(new WheelEvent('wheel', {deltaY: arguments[0], clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));",
+                vec![json!(delta_y)],
+            )
+            .await
+            .unwrap();
+        self.redrawn(before, "a redraw after the wheel").await;
+    }
+
+    /// The heatmap the viewer shows: its grid (`WxH`) and values.
+    pub async fn heatmap(&self) -> (String, Vec<f64>) {
+        let v = js(
+            self.c(),
+            "const e = document.querySelector('[data-testid=viewer] [data-testid=heatmap]'); return e && [e.dataset.grid, e.dataset.values]",
+        )
+        .await;
+        let grid = v[0].as_str().unwrap_or_default().to_string();
+        let values = v[1]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (grid, values)
+    }
+
+    /// Whether a viewer button is disabled.
+    pub async fn disabled(&self, testid: &str) -> bool {
+        js(
+            self.c(),
+            &format!("return document.querySelector('[data-testid=viewer] [data-testid={testid}]').disabled"),
+        )
+        .await
+            == json!(true)
+    }
+
+    /// What has the keyboard focus: `(tag name, data-testid, inside the viewer, its row id)`.
+    pub async fn focus(&self) -> Value {
+        js(
+            self.c(),
+            "const a = document.activeElement; const r = a.closest('[data-row]'); return [a.tagName, a.dataset.testid || null, !!a.closest('[data-testid=viewer]'), r ? r.dataset.file : null]",
+        )
+        .await
+    }
 }
 
 /// What a person sets before a run; `None` leaves the panel's default.
