@@ -1,9 +1,12 @@
 //! Browser benchmark (not a test): in headless Chromium, for WebGPU and the CPU backend, the
 //! cold start (fresh profile, page open to model ready), the median per-image inference time
 //! over the 24 gallery samples and the median time of the heatmap after it, and the sizes of
-//! the wasm and the weights.
+//! the wasm and the weights; then the gallery again until 240 images are done, for the batch's
+//! wall time and the longest stall of the page's main thread over the whole run (a 20 ms timer
+//! records the largest gap between its ticks, as `--bench train` does while training).
 //!
-//! `trunk build --release && cargo bench --bench browser`
+//! `trunk build --release && cargo bench --bench browser [-- --rounds N]` (N gallery rounds
+//! after the first, 9 by default)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -24,6 +27,10 @@ fn gzip_size(path: &Path) -> Option<u64> {
     Some(out.stdout.len() as u64)
 }
 
+/// A 20 ms timer on the page's main thread: `__stall` is the largest gap between its ticks
+/// beyond the 20 ms, `__gaps` every gap over 100 ms with the number of rows when it ended.
+const STALL_TIMER: &str = "window.__stall = 0; window.__gaps = []; let last = performance.now(); setInterval(() => { const now = performance.now(); const gap = now - last - 20; window.__stall = Math.max(window.__stall, gap); if (gap > 100) window.__gaps.push([Math.round(gap), document.querySelectorAll('[data-testid=prediction]').length]); last = now; }, 20); return 1";
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
@@ -43,8 +50,14 @@ async fn main() {
         .iter()
         .position(|a| a == "--screenshot")
         .and_then(|i| args.get(i + 1).cloned());
+    let rounds: usize = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(9);
     let (origin, _log) = serve_dist();
     let n = support::shipped::samples().len();
+    let mut batches = Vec::new();
     println!(
         "| backend | cold start (ms) | median inference (ms/image, {n} samples) | min | max | median heatmap after it (ms) |"
     );
@@ -61,6 +74,7 @@ async fn main() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         };
+        js(&c, STALL_TIMER).await;
         button.click().await.unwrap();
         wait_for(
             &c,
@@ -96,6 +110,39 @@ async fn main() {
             median(ms),
             median(heat)
         );
+        // The batch: the gallery `rounds` times more, queued at once.
+        let t0 = std::time::Instant::now();
+        for _ in 0..rounds {
+            button.click().await.unwrap();
+        }
+        let total = n * (rounds + 1);
+        wait_for(
+            &c,
+            &format!(
+                "return document.querySelectorAll('[data-testid=prediction]').length === {total}"
+            ),
+            3600,
+            "the batch",
+        )
+        .await;
+        let wall = t0.elapsed().as_secs_f64();
+        let stall = js(
+            &c,
+            "return [window.__stall, window.__gaps.length, window.__gaps]",
+        )
+        .await;
+        for g in stall[2].as_array().into_iter().flatten() {
+            eprintln!(
+                "{backend}: a {} ms stall, ending with {} rows shown",
+                g[0], g[1]
+            );
+        }
+        batches.push(format!(
+            "| {backend} | {total} | {:.1} | {:.0} | {} |",
+            wall,
+            stall[0].as_f64().unwrap_or(f64::NAN),
+            stall[1]
+        ));
         // `cargo bench --bench browser -- --screenshot docs/screenshot.png` saves the page.
         if let Some(path) = screenshot.as_ref().filter(|_| backend == "webgpu") {
             js(
@@ -107,6 +154,14 @@ async fn main() {
             std::fs::write(Path::new(ROOT).join(path), png).unwrap();
         }
         c.close().await.unwrap();
+    }
+    println!();
+    println!(
+        "| backend | images (the first {n} above, then the batch) | batch wall time (s) | longest main-thread stall over all of them (ms) | stalls over 100 ms |"
+    );
+    println!("|---|---|---|---|---|");
+    for line in batches {
+        println!("{line}");
     }
     let dist = Path::new(ROOT).join("dist");
     let wasm = dist.join("xray-web_bg.wasm");

@@ -266,6 +266,7 @@ pub fn evaluate(
         temperature: classifier.card.temperature,
         threshold: classifier.card.threshold,
         device: &classifier.device,
+        tta: 1,
     };
     let kept: Vec<dataset::Sample> = set.indices.iter().map(|&i| samples[i].clone()).collect();
     let probs = scorer.probs(&set.images)?;

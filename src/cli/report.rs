@@ -52,13 +52,29 @@ pub struct Scorer<'a> {
     pub threshold: f32,
     /// Where it runs.
     pub device: &'a Device,
+    /// Test-time augmentation views (1: none; see [`eval::TTA_VIEWS`]).
+    pub tta: usize,
 }
 
 impl Scorer<'_> {
+    /// Margins of square [0, 1] images, averaged over the scorer's test-time views.
+    pub fn margins(&self, images: &[Vec<f32>]) -> Result<Vec<f32>, CliError> {
+        Ok(eval::margins_tta(
+            self.model,
+            images,
+            self.norm,
+            self.size,
+            self.device,
+            self.tta,
+        )?)
+    }
+
     /// Calibrated P(pneumonia) of square [0, 1] images.
     pub fn probs(&self, images: &[Vec<f32>]) -> Result<Vec<f32>, CliError> {
-        let margins = eval::margins(self.model, images, self.norm, self.size, self.device)?;
-        Ok(metrics::probabilities(&margins, self.temperature))
+        Ok(metrics::probabilities(
+            &self.margins(images)?,
+            self.temperature,
+        ))
     }
 
     /// Metrics and intervals of predictions.
@@ -99,10 +115,7 @@ impl Scorer<'_> {
                 .par_iter()
                 .map(|(g, _)| preprocess::to_square_unit(&stress::apply(g, condition), self.size))
                 .collect();
-            out.push((
-                name,
-                eval::margins(self.model, &images, self.norm, self.size, self.device)?,
-            ));
+            out.push((name, self.margins(&images)?));
         }
         Ok((labels, out))
     }

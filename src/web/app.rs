@@ -390,6 +390,8 @@ impl AppState {
             .classifier(backend)
             .await
             .map_err(|e| format!("the model is not available: {e}"))?;
+        // Decoding, the model, the heatmap and the pictures each in a task of their own, so
+        // that the page paints and answers input between them in a batch.
         let prepared = classifier.prepare(bytes).map_err(|e| e.to_string())?;
         let input = prepared.input.clone();
         // One small picture for the row: shown as it is, and with the heatmap over it.
@@ -402,6 +404,7 @@ impl AppState {
         let t0 = browser::now_ms();
         let analysis = classifier.analyse_prepared_async(&prepared).await;
         let ms = browser::now_ms() - t0;
+        browser::yield_now().await;
         // The heatmap right after, from the same pass's activations; a failed read here is
         // the device's failure as much as one in the prediction, and is handled the same way.
         let t1 = browser::now_ms();

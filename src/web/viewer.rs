@@ -73,7 +73,7 @@ fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
 }
 
 /// Paints `picture` as `view` shows it (window, invert, overlay) into `target`, at the
-/// picture's own size.
+/// picture's own size, a band of rows at a time.
 fn paint(
     target: &HtmlCanvasElement,
     picture: &Picture,
@@ -84,12 +84,21 @@ fn paint(
         target.set_width(picture.width);
         target.set_height(picture.height);
     }
-    let rgba = viewing::render(&picture.gray, picture.width as usize, view, heatmap);
-    let data =
-        ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), picture.width, picture.height)
+    let ctx = context(target)?;
+    let painter = viewing::Painter::new(view, heatmap);
+    let (w, h) = (picture.width as usize, picture.height as usize);
+    for y in (0..h).step_by(BAND) {
+        let rgba = painter.rows(&picture.gray, w, y..(y + BAND).min(h));
+        let rows = (rgba.len() / (4 * w.max(1))) as u32;
+        let data = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), picture.width, rows)
             .ok()?;
-    context(target)?.put_image_data(&data, 0.0, 0.0).ok()
+        ctx.put_image_data(&data, 0.0, y as f64).ok()?;
+    }
+    Some(())
 }
+
+/// Rows painted at a time: a 4,096-px-wide band is 4 MB of RGBA.
+const BAND: usize = 256;
 
 /// Draws the painted picture `source` onto the visible `canvas` where `view` puts it.
 fn draw(canvas: &HtmlCanvasElement, source: &HtmlCanvasElement, view: &ViewState) -> Option<()> {

@@ -235,38 +235,66 @@ pub fn placement(view: &ViewState, image: (u32, u32), canvas: (f64, f64)) -> (f6
 /// - `gray`: `width · height` values, row-major
 /// - returns `4 · width · height` bytes
 pub fn render(gray: &[u16], width: usize, view: &ViewState, heatmap: Option<&Heatmap>) -> Vec<u8> {
-    let w = width.max(1);
-    let h = gray.len() / w;
-    let lut = view.window.lut(view.invert);
-    let heat = heatmap.filter(|_| view.overlay && view.opacity > 0.0);
-    let opacity = view.opacity.clamp(0.0, 1.0);
-    let mut out = vec![255u8; 4 * w * h];
-    for (y, (src, dst)) in gray
-        .chunks_exact(w)
-        .zip(out.chunks_exact_mut(4 * w))
-        .enumerate()
-    {
-        match heat {
-            Some(map) => {
-                let row = map.upsample_row(y, w, h);
-                for ((&v, px), m) in src.iter().zip(dst.chunks_exact_mut(4)).zip(row) {
-                    let g = f32::from(lut[usize::from(v)]);
-                    let a = opacity * m;
-                    let c = colour(m);
-                    for k in 0..3 {
-                        px[k] = (g * (1.0 - a) + f32::from(c[k]) * a).round() as u8;
+    let h = gray.len() / width.max(1);
+    Painter::new(view, heatmap).rows(gray, width, 0..h)
+}
+
+/// [`render`] a band of rows at a time, so that a large image is never held twice over in
+/// RGBA: the look's lookup table, made once.
+pub struct Painter<'a> {
+    lut: Vec<u8>,
+    heat: Option<&'a Heatmap>,
+    opacity: f32,
+}
+
+impl<'a> Painter<'a> {
+    /// The painter of `view`'s look, with `heatmap` if its overlay is on.
+    pub fn new(view: &ViewState, heatmap: Option<&'a Heatmap>) -> Self {
+        Painter {
+            lut: view.window.lut(view.invert),
+            heat: heatmap.filter(|_| view.overlay && view.opacity > 0.0),
+            opacity: view.opacity.clamp(0.0, 1.0),
+        }
+    }
+
+    /// The RGBA pixels of rows `rows` of the image.
+    ///
+    /// # Shapes
+    /// - `gray`: `width · height` values, row-major
+    /// - returns `4 · width · rows.len()` bytes (fewer where `rows` runs past the image)
+    pub fn rows(&self, gray: &[u16], width: usize, rows: std::ops::Range<usize>) -> Vec<u8> {
+        let w = width.max(1);
+        let h = gray.len() / w;
+        let rows = rows.start.min(h)..rows.end.min(h);
+        let mut out = vec![255u8; 4 * w * rows.len()];
+        let src = &gray[rows.start * w..rows.end * w];
+        for (k, (src, dst)) in src
+            .chunks_exact(w)
+            .zip(out.chunks_exact_mut(4 * w))
+            .enumerate()
+        {
+            let y = rows.start + k;
+            match self.heat {
+                Some(map) => {
+                    let row = map.upsample_row(y, w, h);
+                    for ((&v, px), m) in src.iter().zip(dst.chunks_exact_mut(4)).zip(row) {
+                        let g = f32::from(self.lut[usize::from(v)]);
+                        let a = self.opacity * m;
+                        let c = colour(m);
+                        for k in 0..3 {
+                            px[k] = (g * (1.0 - a) + f32::from(c[k]) * a).round() as u8;
+                        }
+                    }
+                }
+                None => {
+                    for (&v, px) in src.iter().zip(dst.chunks_exact_mut(4)) {
+                        px[..3].fill(self.lut[usize::from(v)]);
                     }
                 }
             }
-            None => {
-                for (&v, px) in src.iter().zip(dst.chunks_exact_mut(4)) {
-                    let g = lut[usize::from(v)];
-                    px[..3].fill(g);
-                }
-            }
         }
+        out
     }
-    out
 }
 
 /// The size an image of `dimensions` is kept at in the viewer: its own, or scaled down so that
@@ -427,6 +455,11 @@ mod tests {
         faint.opacity = 0.2;
         let f = render(&gray, 4, &faint, Some(&map));
         assert!(f[0] < heat[0], "lower opacity, less colour");
+        // Painted in bands, the same pixels.
+        let painter = Painter::new(&on, Some(&map));
+        let mut bands = painter.rows(&gray, 4, 0..1);
+        bands.extend(painter.rows(&gray, 4, 1..5));
+        assert_eq!(bands, heat);
     }
 
     #[test]

@@ -16,10 +16,8 @@ use crate::ml::{
     band::{self, UncertainBand},
     card::{DataCounts, ModelCard, TrainingInfo},
     class::CLASSES,
-    eval,
     metrics::{self, Metrics},
     model::{ResNet, ResNetConfig},
-    preprocess::Normalization,
     stress,
     weights::{self, Precision},
 };
@@ -87,14 +85,13 @@ struct Stored {
 }
 
 fn store(
-    best: &ResNet,
+    raw: &report::Scorer<'_>,
     best_margins: &[f32],
     config: &ResNetConfig,
     val: &Validation,
-    norm: Normalization,
     cal: &Calibration,
-    device: &Device,
 ) -> Result<Stored, CliError> {
+    let (best, device) = (raw.model, raw.device);
     let score = |m: &[f32]| {
         metrics::evaluate(
             &metrics::probabilities(m, cal.temperature),
@@ -105,8 +102,11 @@ fn store(
     let f32_metrics = score(best_margins);
     let f16_bytes = weights::to_bytes(best, Precision::F16)?;
     let f16_model = weights::from_bytes(f16_bytes.clone(), config, device)?.valid();
-    let size = config.input_size;
-    let f16_margins = eval::margins(&f16_model, &val.set.images, norm, size, device)?;
+    let f16_margins = report::Scorer {
+        model: &f16_model,
+        ..*raw
+    }
+    .margins(&val.set.images)?;
     let f16_metrics = score(&f16_margins);
     let drop = (f32_metrics.accuracy - f16_metrics.accuracy).max(f32_metrics.auc - f16_metrics.auc);
     let stored = if drop <= 0.001 {
@@ -154,7 +154,6 @@ pub fn finish(
 ) -> Result<ModelCard, CliError> {
     let config = &state.config;
     let norm = state.normalization;
-    let best_margins = eval::margins(best, &val.set.images, norm, args.size, device)?;
     let raw = report::Scorer {
         model: best,
         norm,
@@ -162,9 +161,11 @@ pub fn finish(
         temperature: 1.0,
         threshold: 0.5,
         device,
+        tta: usize::from(args.tta),
     };
+    let best_margins = raw.margins(&val.set.images)?;
     let cal = calibrate(&raw, val, &best_margins)?;
-    let stored = store(best, &best_margins, config, val, norm, &cal, device)?;
+    let stored = store(&raw, &best_margins, config, val, &cal)?;
     let (temperature, threshold) = (cal.temperature, cal.threshold);
     let probs = metrics::probabilities(&stored.margins, temperature);
     let uncertain = cal.band.measured_on(&probs, &val.set.labels, threshold);
@@ -197,7 +198,7 @@ pub fn finish(
     let kaggle_val = match kaggle_val {
         Some(dir) => {
             let set = dataset::load(&dataset::list(dir)?, args.size, true)?;
-            let m = eval::margins(best, &set.images, norm, args.size, device)?;
+            let m = raw.margins(&set.images)?;
             Some(metrics::evaluate(
                 &metrics::probabilities(&m, temperature),
                 &set.labels,

@@ -91,6 +91,12 @@ pub struct TrainArgs {
     /// Label smoothing of the training loss (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f32,
+    /// Test-time augmentation in the final evaluation and calibration: average the margins of
+    /// the first N views (the image, zoomed in and out 8 %, shifted 4 % left and right; 1 =
+    /// none). Epoch selection stays on the plain image. For measuring (`xray cv`): the page and
+    /// `predict` do not apply it, so a card fitted with it is not one to ship.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub tta: u8,
 }
 
 /// `--augment`.
