@@ -83,8 +83,21 @@ impl Engine {
         let device = device(backend).await?;
         let size = card.model.input_size;
         let classifier = Classifier::load(card, weights.as_ref().clone(), device)?;
-        // One pass compiles the GPU pipelines so that the first real image is timed fairly.
-        classifier.classify_async(&[vec![0.0; size * size]]).await?;
+        // One image through the whole path (the prediction, its out-of-distribution check and
+        // the heatmap) compiles the GPU pipelines and sizes the buffers, so that the first real
+        // image is timed fairly and does not stall the page while a batch runs.
+        let side = size as u32;
+        let blank = crate::ml::preprocess::Decoded {
+            gray: image::ImageBuffer::new(side, side),
+            colour: 0.0,
+            format: "PNG",
+            dimensions: (side, side),
+            dicom: None,
+        };
+        let (_, activations) = classifier
+            .analyse_prepared_async(&classifier.prepare_decoded(&blank))
+            .await?;
+        classifier.heatmap_async(activations).await?;
         let classifier = Rc::new(classifier);
         self.loaded
             .borrow_mut()

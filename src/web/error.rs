@@ -80,6 +80,17 @@ impl From<WeightsError> for WebError {
     }
 }
 
+impl From<crate::ml::classifier::AnalyseError> for WebError {
+    /// A model that fails on an image as [`WeightsError`] does; an image it refuses (which the
+    /// page's own warm-up image never is) as a browser error with its reason.
+    fn from(e: crate::ml::classifier::AnalyseError) -> Self {
+        match e {
+            crate::ml::classifier::AnalyseError::Model(w) => w.into(),
+            crate::ml::classifier::AnalyseError::Input(i) => WebError::Browser(i.to_string()),
+        }
+    }
+}
+
 impl From<FineTuneError> for WebError {
     fn from(e: FineTuneError) -> Self {
         match e {
