@@ -624,7 +624,7 @@ fn a_batch_shows_its_progress_and_rows_appear_as_they_are_done() {
         let (origin, _log) = serve_dist();
         let dir = scratch("batch");
         let mut paths = Vec::new();
-        for round in 0..3 {
+        for round in 0..9 {
             for s in shipped::samples() {
                 let p = dir.join(format!("{round}-{}", s.file));
                 std::fs::copy(&s.path, &p).unwrap();
