@@ -597,12 +597,43 @@ fn Reading(row: ResultRow) -> impl IntoView {
     }
 }
 
+/// A slider over a fraction of the view, shown in percent: `get` reads it, `set` writes it.
+#[component]
+fn PercentSlider(
+    label: &'static str,
+    testid: &'static str,
+    min: u32,
+    max: u32,
+    view: RwSignal<ViewState>,
+    get: fn(&ViewState) -> f32,
+    set: fn(&mut ViewState, f32),
+) -> impl IntoView {
+    view! {
+        <label class="slider">
+            {label}
+            " "
+            <input
+                type="range"
+                min=min.to_string()
+                max=max.to_string()
+                step="1"
+                data-testid=testid
+                prop:value=move || format!("{:.0}", get(&view.get()) * 100.0)
+                on:input=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).parse::<f32>() {
+                        view.update(|s| set(s, v / 100.0));
+                    }
+                }
+            />
+        </label>
+    }
+}
+
 /// The viewer's controls: zoom, window/level, invert, reset, and the heatmap's switch,
 /// opacity and legend.
 #[component]
 fn ViewControls(view: RwSignal<ViewState>, row: Memo<Option<ResultRow>>) -> impl IntoView {
     let heatmap = move || row.with(|r| r.as_ref().and_then(|r| r.heatmap.clone()));
-    let pct = |v: f32| format!("{:.0}", v * 100.0);
     view! {
         <fieldset>
             <legend>"Zoom"</legend>
@@ -632,38 +663,8 @@ fn ViewControls(view: RwSignal<ViewState>, row: Memo<Option<ResultRow>>) -> impl
         </fieldset>
         <fieldset>
             <legend>"Window / level"</legend>
-            <label class="slider">
-                "Level "
-                <input
-                    type="range"
-                    min="0"
-                    max="100"
-                    step="1"
-                    data-testid="window-level"
-                    prop:value=move || pct(view.get().window.level)
-                    on:input=move |ev| {
-                        if let Ok(v) = event_target_value(&ev).parse::<f32>() {
-                            view.update(|s| s.window = Window { level: v / 100.0, ..s.window }.clamped());
-                        }
-                    }
-                />
-            </label>
-            <label class="slider">
-                "Width "
-                <input
-                    type="range"
-                    min="1"
-                    max="200"
-                    step="1"
-                    data-testid="window-width"
-                    prop:value=move || pct(view.get().window.width)
-                    on:input=move |ev| {
-                        if let Ok(v) = event_target_value(&ev).parse::<f32>() {
-                            view.update(|s| s.window = Window { width: v / 100.0, ..s.window }.clamped());
-                        }
-                    }
-                />
-            </label>
+            <PercentSlider label="Level" testid="window-level" min=0 max=100 view=view get=|s| s.window.level set=|s, v| s.window = Window { level: v, ..s.window }.clamped() />
+            <PercentSlider label="Width" testid="window-width" min=1 max=200 view=view get=|s| s.window.width set=|s, v| s.window = Window { width: v, ..s.window }.clamped() />
             <button
                 data-testid="invert"
                 aria-pressed=move || view.get().invert.to_string()
@@ -693,22 +694,7 @@ fn ViewControls(view: RwSignal<ViewState>, row: Memo<Option<ResultRow>>) -> impl
                         />
                         " Heatmap over the image"
                     </label>
-                    <label class="slider">
-                        "Opacity "
-                        <input
-                            type="range"
-                            min="0"
-                            max="100"
-                            step="1"
-                            data-testid="heatmap-opacity"
-                            prop:value=move || pct(view.get().opacity)
-                            on:input=move |ev| {
-                                if let Ok(v) = event_target_value(&ev).parse::<f32>() {
-                                    view.update(|s| s.opacity = (v / 100.0).clamp(0.0, 1.0));
-                                }
-                            }
-                        />
-                    </label>
+                    <PercentSlider label="Opacity" testid="heatmap-opacity" min=0 max=100 view=view get=|s| s.opacity set=|s, v| s.opacity = v.clamp(0.0, 1.0) />
                     <p class="heat-legend">
                         <span class="ramp" role="img" aria-label="heatmap colours: blue for the least PNEUMONIA evidence in the image, through cyan and yellow, to red for the most"></span>
                         " least → most evidence for PNEUMONIA, relative within this image (Grad-CAM, "
