@@ -291,6 +291,16 @@ pub fn overlay_png8(
     super::preprocess::encode_png(rgb.into())
 }
 
+/// One pixel of an overlay: gray level `g` under the heatmap's colour for value `v`, the colour
+/// weighing `opacity · v` (so where the map is low the X-ray shows through). The page's viewer
+/// and the CLI's overlays both blend with it.
+pub fn blend_pixel(g: u8, v: f32, opacity: f32) -> [u8; 3] {
+    let g = f32::from(g);
+    let a = opacity * v;
+    let c = colour(v);
+    std::array::from_fn(|k| (g * (1.0 - a) + f32::from(c[k]) * a).round() as u8)
+}
+
 fn blend<P: Copy>(
     pixels: &[P],
     width: u32,
@@ -309,12 +319,7 @@ fn blend<P: Copy>(
     {
         let row = heatmap.upsample_row(y, w, h);
         for ((&px, out), v) in src.iter().zip(dst.chunks_exact_mut(3)).zip(row) {
-            let g = f32::from(to8(px));
-            let a = opacity * v;
-            let c = colour(v);
-            for k in 0..3 {
-                out[k] = (g * (1.0 - a) + f32::from(c[k]) * a).round() as u8;
-            }
+            out.copy_from_slice(&blend_pixel(to8(px), v, opacity));
         }
     }
     rgb

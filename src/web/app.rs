@@ -176,6 +176,16 @@ pub enum Source {
     Url(String),
 }
 
+impl Source {
+    /// The bytes: the file read, or the sample fetched.
+    pub async fn read(&self) -> Result<Vec<u8>, WebError> {
+        match self {
+            Source::File(f) => browser::read_file(f).await,
+            Source::Url(u) => browser::fetch_bytes(u, |_, _| {}).await,
+        }
+    }
+}
+
 /// An image waiting to be classified.
 pub struct Input {
     /// Display name.
@@ -293,11 +303,7 @@ impl AppState {
     }
 
     async fn classify(self, input: Input) {
-        let bytes = match &input.source {
-            Source::File(f) => browser::read_file(f).await,
-            Source::Url(u) => browser::fetch_bytes(u, |_, _| {}).await,
-        };
-        let bytes = match bytes {
+        let bytes = match input.source.read().await {
             Ok(b) => b,
             Err(e @ WebError::FileRead(_)) => return self.refuse(input.name, e.to_string()),
             Err(e) => return self.refuse(input.name, format!("could not be read: {e}")),

@@ -16,6 +16,11 @@ pub(super) fn label_class(label: Class) -> &'static str {
     }
 }
 
+/// What a row and the viewer say of an image that does not look like a chest X-ray.
+pub(super) fn ood_warning(why: &crate::ml::ood::OodReason) -> String {
+    format!("⚠ This does not look like a chest X-ray: {why}. The result is meaningless for it.")
+}
+
 /// The rows as CSV, in the order given (the table's current order and filter).
 fn csv(rows: &[ResultRow]) -> String {
     let mut out = String::from(
@@ -171,7 +176,7 @@ fn ResultItem(row: ResultRow) -> impl IntoView {
                 })}
                 {row.ood.map(|why| view! {
                     <span class="ood" role="note" data-testid="ood-warning">
-                        {format!("⚠ This does not look like a chest X-ray: {why}. The result is meaningless for it.")}
+                        {ood_warning(&why)}
                     </span>
                 })}
             </td>

@@ -9,7 +9,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
 use super::{
     AppState, ResultRow, Source, browser,
-    results::{ProbabilityBar, label_class},
+    results::{ProbabilityBar, label_class, ood_warning},
     viewing::{self, Command, ViewState, Window},
 };
 
@@ -37,11 +37,7 @@ enum Load {
 
 /// Reads and decodes a row's file for the viewer, downscaled to [`viewing::MAX_SIDE`].
 async fn load(source: Source) -> Result<(Picture, (u32, u32)), String> {
-    let bytes = match &source {
-        Source::File(f) => browser::read_file(f).await,
-        Source::Url(u) => browser::fetch_bytes(u, |_, _| {}).await,
-    }
-    .map_err(|e| e.to_string())?;
+    let bytes = source.read().await.map_err(|e| e.to_string())?;
     // Lets "Decoding" be painted before a large file is decoded.
     browser::yield_now().await;
     let decoded = crate::ml::preprocess::decode(&bytes).map_err(|e| e.to_string())?;
@@ -573,7 +569,7 @@ fn Reading(row: ResultRow) -> impl IntoView {
             {band.map(|b| view! { <p class=if row.uncertain { "uncertain" } else { "meta" }>{b}</p> })}
             {row.ood.map(|why| view! {
                 <p class="ood" role="note">
-                    {format!("⚠ This does not look like a chest X-ray: {why}. The result is meaningless for it.")}
+                    {ood_warning(&why)}
                 </p>
             })}
             <p class="meta">

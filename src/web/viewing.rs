@@ -6,7 +6,7 @@
 //! zoom anchors; `zoom` 1 fits the whole image into the canvas; `pan` moves the image's centre
 //! away from the canvas' centre, in canvas pixels.
 
-use crate::ml::explain::{Heatmap, colour};
+use crate::ml::explain::{Heatmap, blend_pixel};
 
 /// The longest side the viewer keeps of an image; larger ones are shown downscaled to it (and
 /// the viewer says so). 4,096² RGBA is 64 MB, the most a tab should hold for one picture.
@@ -227,9 +227,9 @@ pub fn placement(view: &ViewState, image: (u32, u32), canvas: (f64, f64)) -> (f6
 }
 
 /// The image's RGBA pixels as the viewer shows them: each value through the window (and
-/// inverted if asked), the heatmap over it where the overlay is on, blended as in the CLI's
-/// overlays (a cell's colour weighs `opacity · value`, so the X-ray shows through where the map
-/// is low), the map bilinearly upsampled to the image's resolution row by row.
+/// inverted if asked), the heatmap over it where the overlay is on, blended as the CLI's
+/// overlays are ([`blend_pixel`]), the map bilinearly upsampled to the image's resolution row
+/// by row.
 ///
 /// # Shapes
 /// - `gray`: `width · height` values, row-major
@@ -278,12 +278,11 @@ impl<'a> Painter<'a> {
                 Some(map) => {
                     let row = map.upsample_row(y, w, h);
                     for ((&v, px), m) in src.iter().zip(dst.chunks_exact_mut(4)).zip(row) {
-                        let g = f32::from(self.lut[usize::from(v)]);
-                        let a = self.opacity * m;
-                        let c = colour(m);
-                        for k in 0..3 {
-                            px[k] = (g * (1.0 - a) + f32::from(c[k]) * a).round() as u8;
-                        }
+                        px[..3].copy_from_slice(&blend_pixel(
+                            self.lut[usize::from(v)],
+                            m,
+                            self.opacity,
+                        ));
                     }
                 }
                 None => {
