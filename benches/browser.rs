@@ -5,18 +5,23 @@
 //! wall time and the longest stall of the page's main thread over the whole run (a 20 ms timer
 //! records the largest gap between its ticks, as `--bench train` does while training).
 //!
+//! Then, on a fresh page per backend, the performance issue's mixed batch: 50 files dropped at
+//! once (48 gallery X-rays, a 30-megapixel PNG and a DICOM), with the same stall timer.
+//!
 //! `trunk build --release && cargo bench --bench browser [-- --rounds N]` (N gallery rounds
 //! after the first, 9 by default)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+#[path = "../tests/corpus/mod.rs"]
+mod corpus;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::path::Path;
 
 use fantoccini::Locator;
-use support::{PREFIX, ROOT, js, open_until_ready, serve_dist, wait_for};
+use support::{PREFIX, ROOT, js, open_until_ready, page::Page, serve_dist, wait_for};
 
 fn gzip_size(path: &Path) -> Option<u64> {
     let out = std::process::Command::new("gzip")
@@ -40,6 +45,40 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The mixed batch's 50 files, written once into the target folder: the gallery twice, a
+/// 6000 × 5000 PNG (a sample scaled up) and the corpus' first DICOM that classifies.
+fn mixed_batch() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-mixed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let samples = support::shipped::samples();
+    let mut files = Vec::new();
+    for round in 0..2 {
+        for s in &samples {
+            let p = dir.join(format!("{round}-{}", s.file));
+            std::fs::copy(&s.path, &p).unwrap();
+            files.push(p);
+        }
+    }
+    let big = dir.join("thirty-megapixels.png");
+    if !big.exists() {
+        let sample = image::open(&samples[0].path).unwrap().into_luma8();
+        image::imageops::resize(&sample, 6000, 5000, image::imageops::FilterType::Triangle)
+            .save(&big)
+            .unwrap();
+    }
+    files.push(big);
+    let cases = corpus::cases();
+    let dicom = cases
+        .iter()
+        .find(|c| {
+            c.bytes.get(128..132) == Some(b"DICM".as_slice())
+                && matches!(c.expect, corpus::Expect::Same)
+        })
+        .unwrap();
+    files.push(corpus::write(&[dicom], &dir)[0].clone().into());
+    files
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -57,7 +96,9 @@ async fn main() {
         .unwrap_or(9);
     let (origin, _log) = serve_dist();
     let n = support::shipped::samples().len();
+    let mixed = mixed_batch();
     let mut batches = Vec::new();
+    let mut mixed_lines = Vec::new();
     println!(
         "| backend | cold start (ms) | median inference (ms/image, {n} samples) | min | max | median heatmap after it (ms) |"
     );
@@ -153,7 +194,40 @@ async fn main() {
             let png = c.screenshot().await.unwrap();
             std::fs::write(Path::new(ROOT).join(path), png).unwrap();
         }
+        // The mixed batch, on a page of its own.
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend={backend}")).await;
+        js(&c, STALL_TIMER).await;
+        let t0 = std::time::Instant::now();
+        page.drop_files(&mixed).await;
+        page.wait_for_answers(mixed.len(), 3600).await;
+        let wall = t0.elapsed().as_secs_f64();
+        let stall = js(
+            &c,
+            "return [window.__stall, window.__gaps.length, window.__gaps]",
+        )
+        .await;
+        for g in stall[2].as_array().into_iter().flatten() {
+            eprintln!(
+                "{backend}, mixed batch: a {} ms stall, ending with {} rows shown",
+                g[0], g[1]
+            );
+        }
+        let (rows, refused) = page.counts().await;
+        mixed_lines.push(format!(
+            "| {backend} | {} ({rows} classified, {refused} refused) | {wall:.1} | {:.0} | {} |",
+            mixed.len(),
+            stall[0].as_f64().unwrap_or(f64::NAN),
+            stall[1]
+        ));
         c.close().await.unwrap();
+    }
+    println!();
+    println!(
+        "| backend | mixed batch: files (48 X-rays, a 30-megapixel PNG, a DICOM) | wall time (s) | longest main-thread stall (ms) | stalls over 100 ms |"
+    );
+    println!("|---|---|---|---|---|");
+    for line in mixed_lines {
+        println!("{line}");
     }
     println!();
     println!(

@@ -94,7 +94,7 @@ fn row(id: usize, file: &str, label: Class, p: f32) -> ResultRow {
         tuned: None,
         ood: None,
         dicom: None,
-        format: "JPEG",
+        format: "JPEG".into(),
     }
 }
 

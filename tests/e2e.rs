@@ -43,6 +43,7 @@ fn two_xrays_and_a_non_image() -> Vec<PathBuf> {
 /// Opens the page on `backend`, drops [`two_xrays_and_a_non_image`] and returns the two rows.
 async fn classify_on(c: &fantoccini::Client, base: &str, backend: &str) -> Vec<Prediction> {
     let page = Page::open(c, &format!("{base}?backend={backend}")).await;
+    assert_eq!(page.inference_runs_in().await.0, "worker");
     page.drop_files(&two_xrays_and_a_non_image()).await;
     page.wait_for_results(2, 1, 300).await;
     let refusals = page.refusals().await;
@@ -355,6 +356,114 @@ fn a_gpu_lost_while_classifying_moves_the_page_to_the_cpu_and_every_image_gets_i
             "CLI {p} vs page {:?}",
             rows[2]
         );
+    });
+}
+
+/// A 6000 × 5000 (30-megapixel) 8-bit PNG: the first PNEUMONIA sample, scaled up.
+fn thirty_megapixel_png(dir: &Path) -> PathBuf {
+    let sample = image::open(shipped::first_of(Class::Pneumonia).path)
+        .unwrap()
+        .into_luma8();
+    let big = image::imageops::resize(&sample, 6000, 5000, image::imageops::FilterType::Triangle);
+    let path = dir.join("thirty-megapixels.png");
+    big.save(&path).unwrap();
+    path
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn the_inference_worker_reads_a_30_megapixel_png_and_a_dicom_and_the_viewer_shows_them() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        let dir = scratch("worker");
+        let big = thirty_megapixel_png(&dir);
+        let cases = corpus::cases();
+        let dicom = cases
+            .iter()
+            .find(|c| {
+                c.bytes.get(128..132) == Some(b"DICM".as_slice())
+                    && matches!(c.expect, corpus::Expect::Same)
+            })
+            .unwrap();
+        let dicom = PathBuf::from(&corpus::write(&[dicom], &dir)[0]);
+        let sample: PathBuf = shipped::first_of(Class::Normal).path.into();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        assert_eq!(
+            page.inference_runs_in().await,
+            ("worker".into(), String::new())
+        );
+        let files = [big.clone(), dicom.clone(), sample.clone()];
+        page.drop_files(&files).await;
+        page.wait_for_results(3, 0, 300).await;
+        // The worker's answers are the CLI's.
+        let cli = cli_predict(&files);
+        let rows = page.predictions().await;
+        for (name, line) in &cli {
+            let row = rows.iter().find(|r| &r.file == name).unwrap();
+            let p = line["p_pneumonia"].as_f64().unwrap();
+            assert!((p - row.p()).abs() < 1e-3, "CLI {p} vs page {row:?}");
+        }
+        // The viewer's decode runs in the worker too, at the file's own size.
+        let viewer = page.viewer();
+        viewer.open("thirty-megapixels.png").await;
+        let status = viewer.text_of("viewer-status").await;
+        assert!(
+            status.contains("6000 × 5000 pixels, shown downscaled to 4096 × 3413"),
+            "{status}"
+        );
+        assert!(!page.fatal_banner_shown().await);
+    });
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn without_an_inference_worker_the_page_classifies_in_its_own_thread_and_says_so() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        // The drill points the page at a worker script that is not there.
+        let page = Page::open(
+            &c,
+            &format!("{origin}{PREFIX}?backend=cpu&infer-worker=missing"),
+        )
+        .await;
+        let (runs_in, note) = page.inference_runs_in().await;
+        assert_eq!(runs_in, "page");
+        assert!(
+            note.contains("No inference worker could start") && note.contains("may pause"),
+            "{note}"
+        );
+        let files = two_xrays_and_a_non_image();
+        page.drop_files(&files).await;
+        page.wait_for_results(2, 1, 300).await;
+        let cli = cli_predict(&[files[0].clone(), files[2].clone()]);
+        let rows = page.predictions().await;
+        for (name, line) in &cli {
+            let row = rows.iter().find(|r| &r.file == name).unwrap();
+            let p = line["p_pneumonia"].as_f64().unwrap();
+            assert!((p - row.p()).abs() < 1e-3, "CLI {p} vs page {row:?}");
+        }
+    });
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn an_inference_worker_without_webgpu_classifies_on_the_cpu_and_says_so() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        // A browser that offers WebGPU to the page but not to workers.
+        let page = Page::open(
+            &c,
+            &format!("{origin}{PREFIX}?backend=webgpu&infer-worker-webgpu=off"),
+        )
+        .await;
+        assert_eq!(page.backend().await, "cpu");
+        let note = page.backend_note().await;
+        assert!(
+            note.contains("does not offer WebGPU") && note.contains("using the CPU instead"),
+            "{note}"
+        );
+        page.click_first_sample().await;
+        assert_eq!(page.predictions().await[0].backend, "cpu");
     });
 }
 

@@ -226,7 +226,7 @@ fn a_worker_without_webgpu_trains_on_the_cpu_and_says_so() {
         // A browser that offers WebGPU to the page but not to workers.
         let page = Page::open(
             &c,
-            &format!("{origin}{PREFIX}?backend=webgpu&worker-webgpu=off"),
+            &format!("{origin}{PREFIX}?backend=webgpu&train-worker-webgpu=off"),
         )
         .await;
         let s = page.training().run(&ONE_STEP, 600).await;

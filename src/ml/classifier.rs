@@ -84,7 +84,7 @@ impl Prepared {
 }
 
 /// One classified image.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Prediction {
     /// The class at the card's threshold.
     pub label: super::class::Class,

@@ -26,7 +26,7 @@ pub const OVERLAY_OPACITY: f32 = 0.6;
 pub const CAM_AFTER_STAGES: usize = 3;
 
 /// A class-activation map over the model's input square (and so over the whole image).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Heatmap {
     /// Cells across.
     pub width: usize,

@@ -6,14 +6,14 @@ use std::collections::VecDeque;
 use leptos::prelude::*;
 
 use super::{
-    backend::Backend, browser, dropzone, engine::Engine, error::WebError, gallery, model_panel,
-    results, training, training_panel, viewer,
+    backend::Backend,
+    browser, dropzone,
+    error::WebError,
+    gallery,
+    inference::{Inference, Reply},
+    model_panel, results, training, training_panel, viewer,
 };
-use crate::ml::{card::ModelCard, class::Class, classifier::AnalyseError, weights::WeightsError};
-
-/// Longest side, in pixels, of a result row's thumbnail: twice the 72 CSS pixels it is shown at,
-/// for high-density screens.
-const THUMB_SIDE: u32 = 144;
+use crate::ml::{card::ModelCard, class::Class};
 
 /// Loading state of the model, mirrored in `[data-testid=model-status]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +69,7 @@ pub struct ResultRow {
     /// Non-identifying DICOM attributes, for DICOM files.
     pub dicom: Option<String>,
     /// Format read.
-    pub format: &'static str,
+    pub format: String,
 }
 
 impl super::triage::Triaged for ResultRow {
@@ -84,21 +84,6 @@ impl super::triage::Triaged for ResultRow {
             flagged: self.ood.is_some(),
         }
     }
-}
-
-/// One image through a classifier: the classifier, the model input, its analysis and the
-/// analysis' time in milliseconds.
-struct Run {
-    classifier: std::rc::Rc<crate::ml::classifier::Classifier>,
-    input: Vec<f32>,
-    /// A small PNG of the image for its result row (none if it could not be encoded).
-    thumb: Option<gloo_file::ObjectUrl>,
-    /// The same with the heatmap blended over it.
-    heat_thumb: Option<gloo_file::ObjectUrl>,
-    analysis: Result<crate::ml::classifier::Analysis, AnalyseError>,
-    ms: f64,
-    /// The heatmap's time after the prediction, in milliseconds.
-    heatmap_ms: f64,
 }
 
 /// A refused file.
@@ -123,6 +108,8 @@ pub struct AppState {
     pub backend: RwSignal<Backend>,
     /// Why the backend is what it is (e.g. no WebGPU).
     pub backend_note: RwSignal<String>,
+    /// Why the page classifies in its own thread, when no inference worker could start.
+    pub in_page: RwSignal<Option<String>>,
     /// Classified images, newest first.
     pub results: RwSignal<Vec<ResultRow>>,
     /// Refused files, newest first.
@@ -133,8 +120,8 @@ pub struct AppState {
     pub batch: RwSignal<(usize, usize, f64)>,
     /// When that batch started ([`browser::now_ms`]).
     batch_start: StoredValue<f64>,
-    /// The shipped model and its classifiers.
-    pub engine: StoredValue<Engine, LocalStorage>,
+    /// The shipped model and the inference worker that runs it.
+    pub inference: StoredValue<Inference, LocalStorage>,
     /// Images waiting to be classified, and the ids handed out.
     pub queue: StoredValue<Queue, LocalStorage>,
     /// The object URLs behind the result rows' thumbnails, by row id: each is revoked when its
@@ -207,12 +194,13 @@ impl AppState {
             card: RwSignal::new(None),
             backend: RwSignal::new(Backend::Cpu),
             backend_note: RwSignal::new(String::new()),
+            in_page: RwSignal::new(None),
             results: RwSignal::new(Vec::new()),
             errors: RwSignal::new(Vec::new()),
             pending: RwSignal::new(0),
             batch: RwSignal::new((0, 0, 0.0)),
             batch_start: StoredValue::new(0.0),
-            engine: StoredValue::new_local(Engine::new()),
+            inference: StoredValue::new_local(Inference::new()),
             queue: StoredValue::new_local(Queue::default()),
             thumbs: StoredValue::new_local(Vec::new()),
             sources: StoredValue::new_local(Vec::new()),
@@ -240,9 +228,9 @@ impl AppState {
         id
     }
 
-    /// A clone of the engine handle.
-    pub fn engine(self) -> Engine {
-        self.engine.get_value()
+    /// A clone of the inference handle.
+    pub fn inference(self) -> Inference {
+        self.inference.get_value()
     }
 
     /// Queues inputs and starts working through them when the model is ready.
@@ -303,41 +291,18 @@ impl AppState {
     }
 
     async fn classify(self, input: Input) {
-        let bytes = match input.source.read().await {
-            Ok(b) => b,
-            Err(e @ WebError::FileRead(_)) => return self.refuse(input.name, e.to_string()),
-            Err(e) => return self.refuse(input.name, format!("could not be read: {e}")),
-        };
-        let mut backend = self.backend.get_untracked();
-        let mut run = match self.analyse_on(backend, &bytes).await {
-            Ok(r) => r,
-            Err(message) => return self.refuse(input.name, message),
-        };
-        if backend == Backend::WebGpu {
-            match &run.analysis {
-                Err(AnalyseError::Model(WeightsError::Read(detail))) => {
-                    // The GPU is gone: move to the CPU and classify this image again there.
-                    self.gpu_lost(detail);
-                    backend = Backend::Cpu;
-                    run = match self.analyse_on(backend, &bytes).await {
-                        Ok(r) => r,
-                        Err(message) => return self.refuse(input.name, message),
-                    };
-                }
-                Ok(_) => browser::drill_image_on_gpu(),
-                Err(_) => {}
+        // Read, decoded and classified in the inference worker.
+        let (result, pictures) = match self.inference().classify(&input.source).await {
+            Ok(Reply::Classified(result, pictures)) => (result, pictures),
+            Ok(Reply::Refused(message) | Reply::Failed(message)) => {
+                return self.refuse(input.name, message);
             }
+            Err(e) => return self.refuse(input.name, e.to_string()),
+        };
+        if let Some(detail) = &result.gpu_lost {
+            self.gpu_lost(detail);
         }
-        let Run {
-            classifier,
-            input: x,
-            thumb,
-            heat_thumb,
-            analysis,
-            ms,
-            heatmap_ms,
-        } = run;
-        let tuned = match training::classify_tuned(self.training, &x).await {
+        let tuned = match training::classify_tuned(self.training, &pictures.input).await {
             Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
                 self.refuse(input.name.clone(), format!("your model failed on it: {e}"));
@@ -345,114 +310,55 @@ impl AppState {
             }
             None => None,
         };
-        match analysis {
-            Ok(a) => {
-                let id = self.next_id();
-                // The row's thumbnail: its object URL lives as long as the row.
-                let keep = |url: gloo_file::ObjectUrl| {
-                    let src = url.to_string();
-                    self.thumbs.update_value(|t| t.push((id, url)));
-                    src
-                };
-                let thumb = thumb.map(keep);
-                let heat_thumb = heat_thumb.map(keep);
-                self.sources
-                    .update_value(|s| s.push((id, input.source.clone())));
-                self.results.update(|r| {
-                    r.insert(
-                        0,
-                        ResultRow {
-                            id,
-                            file: input.name,
-                            thumb,
-                            heat_thumb,
-                            heatmap: a.heatmap,
-                            label: a.prediction.label,
-                            p_pneumonia: a.prediction.p_pneumonia,
-                            threshold: classifier.card.threshold,
-                            band: classifier.card.uncertain.map(|b| (b.low, b.high)),
-                            uncertain: classifier.card.uncertain(a.prediction.p_pneumonia),
-                            ms,
-                            heatmap_ms,
-                            backend: backend.id(),
-                            truth: input.truth,
-                            tuned,
-                            ood: a.ood,
-                            dicom: a.dicom.map(|d| d.summary()),
-                            format: a.format,
-                        },
-                    )
-                });
-            }
-            Err(e) => self.refuse(input.name, format!("inference failed: {e}")),
-        }
-    }
-
-    /// Prepares `bytes` for the classifier on `backend` and analyses them; `Err` is the
-    /// message for a file that cannot be prepared (or a model that is not available).
-    async fn analyse_on(self, backend: Backend, bytes: &[u8]) -> Result<Run, String> {
-        let classifier = self
-            .engine()
-            .classifier(backend)
-            .await
-            .map_err(|e| format!("the model is not available: {e}"))?;
-        // Decoding, the model, the heatmap and the pictures each in a task of their own, so
-        // that the page paints and answers input between them in a batch.
-        let prepared = classifier.prepare(bytes).map_err(|e| e.to_string())?;
-        let input = prepared.input.clone();
-        // One small picture for the row: shown as it is, and with the heatmap over it.
-        let small = prepared.thumbnail(THUMB_SIDE).ok();
-        let png_url = |png: Vec<u8>| browser::bytes_url(&png, "image/png");
-        let thumb = small
-            .clone()
-            .and_then(|g| crate::ml::preprocess::encode_png(g.into()).ok())
-            .map(png_url);
-        let t0 = browser::now_ms();
-        let analysis = classifier.analyse_prepared_async(&prepared).await;
-        let ms = browser::now_ms() - t0;
-        browser::yield_now().await;
-        // The heatmap right after, from the same pass's activations; a failed read here is
-        // the device's failure as much as one in the prediction, and is handled the same way.
-        let t1 = browser::now_ms();
-        let analysis = match analysis {
-            Ok((a, activations)) => classifier.heatmap_async(activations).await.map(|h| {
-                crate::ml::classifier::Analysis {
-                    heatmap: Some(h),
-                    ..a
-                }
-            }),
-            Err(e) => Err(e),
+        let Some(card) = self.card.get_untracked() else {
+            return self.refuse(input.name, WebError::ModelNotLoaded.to_string());
         };
-        let heatmap_ms = browser::now_ms() - t1;
-        let heat_thumb = match (&analysis, &small) {
-            (
-                Ok(crate::ml::classifier::Analysis {
-                    heatmap: Some(h), ..
-                }),
-                Some(g),
-            ) => crate::ml::explain::overlay_png8(g, h, crate::ml::explain::OVERLAY_OPACITY).ok(),
-            _ => None,
-        }
-        .map(png_url);
-        Ok(Run {
-            ms,
-            heatmap_ms,
-            classifier,
-            input,
-            thumb,
-            heat_thumb,
-            analysis,
-        })
+        let id = self.next_id();
+        // The row's thumbnails: their object URLs live as long as the row.
+        let keep = |png: Vec<u8>| {
+            let url = browser::bytes_url(&png, "image/png");
+            let src = url.to_string();
+            self.thumbs.update_value(|t| t.push((id, url)));
+            src
+        };
+        let thumb = pictures.thumb.map(keep);
+        let heat_thumb = pictures.heat_thumb.map(keep);
+        self.sources
+            .update_value(|s| s.push((id, input.source.clone())));
+        let p = result.prediction.p_pneumonia;
+        let result = *result;
+        self.results.update(|r| {
+            r.insert(
+                0,
+                ResultRow {
+                    id,
+                    file: input.name,
+                    thumb,
+                    heat_thumb,
+                    heatmap: result.heatmap,
+                    label: result.prediction.label,
+                    p_pneumonia: p,
+                    threshold: card.threshold,
+                    band: card.uncertain.map(|b| (b.low, b.high)),
+                    uncertain: card.uncertain(p),
+                    ms: result.ms,
+                    heatmap_ms: result.heatmap_ms,
+                    backend: result.backend.id(),
+                    truth: input.truth,
+                    tuned,
+                    ood: result.ood,
+                    dicom: result.dicom.map(|d| d.summary()),
+                    format: result.format,
+                },
+            )
+        });
     }
 
-    /// The WebGPU device stopped answering while classifying: says so, forgets it, and goes on
-    /// on the CPU (the caller classifies the image again; the queue follows).
+    /// The WebGPU device stopped answering while classifying: says so, and goes on on the CPU
+    /// (the worker has classified the image again there; the queue follows).
     fn gpu_lost(self, detail: &str) {
-        let why = WebError::GpuLostWhileClassifying(
-            detail.lines().next().unwrap_or_default().to_string(),
-        );
+        let why = WebError::GpuLostWhileClassifying(detail.to_string());
         self.backend_note.set(why.to_string());
-        self.engine().forget(Backend::WebGpu);
         super::engine::webgpu_lost(why);
         self.backend.set(Backend::Cpu);
     }
@@ -464,22 +370,21 @@ impl AppState {
             what: format!("preparing {}", wanted.label()),
             fraction: None,
         });
-        let engine = self.engine();
-        let used = match engine.classifier(wanted).await {
-            Ok(_) => wanted,
-            Err(e) if wanted == Backend::WebGpu => {
-                self.backend_note
-                    .set(format!("{e}; using the CPU instead (slower)."));
-                match engine.classifier(Backend::Cpu).await {
-                    Ok(_) => Backend::Cpu,
-                    Err(e) => return self.model.set(ModelState::Error(e.to_string())),
+        let inference = self.inference();
+        match inference.activate(wanted).await {
+            Ok(loaded) => {
+                if let Some(why) = loaded.fallback {
+                    self.backend_note.set(why);
                 }
+                if let super::inference::Where::InPage(why) = inference.where_() {
+                    self.in_page.set(Some(why));
+                }
+                self.backend.set(loaded.backend);
+                self.model.set(ModelState::Ready);
+                self.pump();
             }
-            Err(e) => return self.model.set(ModelState::Error(e.to_string())),
-        };
-        self.backend.set(used);
-        self.model.set(ModelState::Ready);
-        self.pump();
+            Err(e) => self.model.set(ModelState::Error(e.to_string())),
+        }
     }
 }
 
@@ -508,7 +413,7 @@ pub fn App() -> impl IntoView {
                 fraction: total.map(|t| loaded / t.max(1.0)),
             })
         };
-        match state.engine().load_model(progress).await {
+        match state.inference().load_shipped(progress).await {
             Ok(card) => {
                 state.card.set(Some(card));
                 let wanted = backend_from_url().unwrap_or(if browser::has_navigator_gpu() {

@@ -1,4 +1,4 @@
-//! The few browser services the app uses, the same in the page and in its training worker:
+//! The few browser services the app uses, the same in the page and in its workers:
 //! the site's own files (fetched with progress), the visitor's files, object URLs and downloads,
 //! timers, the clock and memory. Files, blobs, object URLs and timers are gloo's.
 
@@ -16,6 +16,15 @@ pub fn error_text(e: JsValue) -> String {
                 .map(|e| String::from(e.message()))
         })
         .unwrap_or_else(|| "an unknown browser error".to_string())
+}
+
+/// The message of a worker's `error` event: an `ErrorEvent`'s, or empty for the plain `Event`
+/// a script that did not load gives.
+pub fn event_message(event: &web_sys::Event) -> String {
+    js_sys::Reflect::get(event, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_default()
 }
 
 fn browser_error(e: JsValue) -> WebError {
@@ -43,8 +52,7 @@ pub async fn fetch_bytes(
         url: url.to_string(),
         detail: error_text(e),
     };
-    let window = web_sys::window().ok_or_else(|| WebError::Browser("no window".into()))?;
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+    let resp: web_sys::Response = JsFuture::from(fetch_promise(url)?)
         .await
         .map_err(fetch_error)?
         .dyn_into()
@@ -81,6 +89,17 @@ pub async fn fetch_bytes(
     }
     on_progress(out.len() as f64, Some(out.len() as f64));
     Ok(out)
+}
+
+/// `fetch(url)` of the page's window or of the worker this runs in.
+fn fetch_promise(url: &str) -> Result<js_sys::Promise, WebError> {
+    if let Some(window) = web_sys::window() {
+        return Ok(window.fetch_with_str(url));
+    }
+    js_sys::global()
+        .dyn_into::<web_sys::WorkerGlobalScope>()
+        .map(|scope| scope.fetch_with_str(url))
+        .map_err(|_| WebError::Browser("neither a page nor a worker".into()))
 }
 
 /// Reads a file the visitor chose into memory.
@@ -194,16 +213,15 @@ pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     .unwrap_or_default()
 }
 
-/// Tells the page's failure drill (`public/drills.js`, `?lose-gpu-at-image=N`) that an image
-/// was classified on WebGPU; nothing happens without the drill.
+/// Tells the inference worker's failure drill (`public/infer-worker.js`,
+/// `?lose-gpu-at-image=N`) that an image was classified on WebGPU; nothing happens without the
+/// drill.
 pub fn drill_image_on_gpu() {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    if let Ok(f) = js_sys::Reflect::get(&window, &"xrayDrillImageOnGpu".into())
+    let global = js_sys::global();
+    if let Ok(f) = js_sys::Reflect::get(&global, &"xrayDrillImageOnGpu".into())
         && let Ok(f) = f.dyn_into::<js_sys::Function>()
     {
-        let _ = f.call0(&window);
+        let _ = f.call0(&global);
     }
 }
 

@@ -1,6 +1,7 @@
-//! The browser side of inference: the shipped model (card and weights, fetched once), the
-//! device of each backend, and a warmed-up classifier per backend. Everything here is async and
-//! never reads a tensor synchronously.
+//! The inference worker's models: the shipped model (card and weights, as the page sent them),
+//! the device of each backend, and a warmed-up classifier per backend. Everything here is async
+//! and never reads a tensor synchronously. (The page itself uses [`device`] for a fine-tuned
+//! model only.)
 
 use std::{cell::RefCell, rc::Rc};
 
@@ -17,8 +18,7 @@ struct Loaded {
     models: Vec<(Backend, Rc<Classifier>)>,
 }
 
-/// The shipped model and its classifiers: a cheap handle, cloned into whoever needs it (the
-/// page keeps one in its [`AppState`](super::AppState)).
+/// The model and its classifiers: a cheap handle.
 #[derive(Clone, Default)]
 pub struct Engine {
     loaded: Rc<RefCell<Loaded>>,
@@ -30,34 +30,18 @@ impl Engine {
         Self::default()
     }
 
-    /// Loads the model card and weights (once), reporting the weights' download.
-    pub async fn load_model(
-        &self,
-        on_progress: impl Fn(f64, Option<f64>),
-    ) -> Result<ModelCard, WebError> {
-        if let Some(card) = self.loaded.borrow().card.clone() {
-            return Ok(card);
-        }
-        let card_url = browser::asset_url("public/model/card.json");
-        let card_bytes = browser::fetch_bytes(&card_url, |_, _| {}).await?;
-        let card = ModelCard::from_json(&card_bytes).map_err(|e| WebError::Json {
-            what: "the model card".into(),
-            detail: e.to_string(),
-        })?;
-        let weights = browser::fetch_bytes(
-            &browser::asset_url(&format!("public/model/{}", card.weights)),
-            on_progress,
-        )
-        .await?;
+    /// The model to run from now on; classifiers of another model are dropped.
+    pub fn set_model(&self, card: ModelCard, weights: Vec<u8>) {
         let mut loaded = self.loaded.borrow_mut();
-        loaded.card = Some(card.clone());
-        loaded.weights = Some(Rc::new(weights));
-        Ok(card)
-    }
-
-    /// The shipped weights, once loaded.
-    pub fn shipped_weights(&self) -> Option<Rc<Vec<u8>>> {
-        self.loaded.borrow().weights.clone()
+        let same =
+            loaded.card.as_ref() == Some(&card) && loaded.weights.as_deref() == Some(&weights);
+        if !same {
+            *loaded = Loaded {
+                card: Some(card),
+                weights: Some(Rc::new(weights)),
+                models: Vec::new(),
+            };
+        }
     }
 
     /// The classifier on `backend`, built (and warmed up) on first use.

@@ -60,6 +60,10 @@ pub enum WebError {
         "the GPU stopped answering (it was lost, reset or out of memory); the page switched to the CPU and classified again what it was working on. Reload the page to use WebGPU again. Detail: {0}"
     )]
     GpuLostWhileClassifying(String),
+    /// The inference worker stopped (its runtime panicked, or its script did not load); the
+    /// next image starts another.
+    #[error("the inference worker stopped ({0}); the next image starts another")]
+    InferenceWorker(String),
     /// Training could not start or go on (settings, classes, a diverging loss).
     #[error("{0}")]
     Training(String),

@@ -49,6 +49,7 @@ pub fn ModelStatus() -> impl IntoView {
             <p
                 data-testid="model-status"
                 data-state=data_state
+                data-inference=move || if state.in_page.get().is_some() { "page" } else { "worker" }
                 data-wasm-mb=wasm_mb
                 role="status"
                 aria-live="polite"
@@ -76,6 +77,20 @@ pub fn ModelStatus() -> impl IntoView {
                 </select>
             </label>
             <span class="note" data-testid="backend-note">{move || state.backend_note.get()}</span>
+            {move || {
+                state
+                    .in_page
+                    .get()
+                    .map(|why| {
+                        view! {
+                            <p class="note" data-testid="inference-note">
+                                {format!(
+                                    "No inference worker could start ({why}), so this page classifies in its own thread and may pause while it works."
+                                )}
+                            </p>
+                        }
+                    })
+            }}
         </section>
     }
 }

@@ -1,4 +1,5 @@
-//! The messages between the page and its training worker.
+//! The messages between the page and its two workers: the training worker ([`ToWorker`],
+//! [`FromWorker`]) and the inference worker ([`ToInference`], [`FromInference`]).
 //!
 //! A message travels as a plain object `{json, parts}`: `json` is the message itself and `parts`
 //! its large binary payloads (pixels, weights) as `Uint8Array`s, whose buffers are transferred
@@ -16,7 +17,11 @@ use {
 use super::{backend::Backend, error::WebError};
 use crate::ml::{
     card::ModelCard,
+    classifier::Prediction,
+    dicom::DicomInfo,
+    explain::Heatmap,
     finetune::{Example, Settings},
+    ood::OodReason,
 };
 
 /// What the page asks of a running session.
@@ -235,6 +240,166 @@ impl FromWorker {
     }
 }
 
+/// Page → inference worker. Each request has an id, which its answer repeats; the worker
+/// answers them one at a time, in the order they came.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToInference {
+    /// Load the model of `card` on `backend` (the CPU where the worker has no WebGPU), and run
+    /// one blank image through it. Parts: `[weights (burnpack)]`.
+    Load {
+        /// The request's id.
+        id: u64,
+        /// The model's card.
+        card: Box<ModelCard>,
+        /// Where to run it.
+        backend: Backend,
+    },
+    /// Classify a file: the sample at `url`, or else the `File` sent beside the message (the
+    /// worker reads it; its bytes never pass through the page).
+    Classify {
+        /// The request's id.
+        id: u64,
+        /// A sample's URL.
+        url: Option<String>,
+    },
+    /// Decode a file (as [`ToInference::Classify`] names it) for the viewer, at its own
+    /// resolution, downscaled to at most `max_side` pixels a side.
+    Decode {
+        /// The request's id.
+        id: u64,
+        /// A sample's URL.
+        url: Option<String>,
+        /// Longest side kept.
+        max_side: u32,
+    },
+}
+
+impl ToInference {
+    /// The request's id.
+    pub fn id(&self) -> u64 {
+        match self {
+            ToInference::Load { id, .. }
+            | ToInference::Classify { id, .. }
+            | ToInference::Decode { id, .. } => *id,
+        }
+    }
+}
+
+/// What the inference worker says of one classified file. Parts: `[thumbnail (PNG, may be
+/// empty), the same with the heatmap over it (PNG, may be empty), the model input (f32 LE)]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classified {
+    /// The prediction.
+    pub prediction: Prediction,
+    /// Why it does not look like a chest X-ray, if it does not.
+    pub ood: Option<OodReason>,
+    /// What a DICOM file says about its image.
+    pub dicom: Option<DicomInfo>,
+    /// The format read.
+    pub format: String,
+    /// Where the model looked.
+    pub heatmap: Option<Heatmap>,
+    /// The prediction's time (and its out-of-distribution check), ms.
+    pub ms: f64,
+    /// The heatmap's time after it, ms.
+    pub heatmap_ms: f64,
+    /// Where it ran.
+    pub backend: Backend,
+    /// Set when the GPU stopped answering on this file: the worker then classified it again
+    /// on the CPU, where it stays. The device's message.
+    pub gpu_lost: Option<String>,
+}
+
+/// Inference worker → page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromInference {
+    /// The worker's wasm is running and takes requests.
+    Ready,
+    /// The model is loaded and warmed up.
+    Loaded {
+        /// The request's id.
+        id: u64,
+        /// Where it runs.
+        backend: Backend,
+        /// Why that is not the backend asked for, if it is not.
+        fallback: Option<String>,
+    },
+    /// A file classified (see [`Classified`] for its parts).
+    Classified {
+        /// The request's id.
+        id: u64,
+        /// What the model said.
+        result: Box<Classified>,
+    },
+    /// A file decoded for the viewer. Parts: `[gray (u16 LE), width · height values]`.
+    Decoded {
+        /// The request's id.
+        id: u64,
+        /// Width kept.
+        width: u32,
+        /// Height kept.
+        height: u32,
+        /// The file's own size.
+        original: (u32, u32),
+    },
+    /// The file could not be read, or is not an image the model takes; the message says why.
+    Refused {
+        /// The request's id.
+        id: u64,
+        /// Why, for the visitor.
+        message: String,
+    },
+    /// The model is not available, or failed on the file.
+    Failed {
+        /// The request's id.
+        id: u64,
+        /// Why, for the visitor.
+        message: String,
+    },
+    /// The worker's runtime panicked (a failed allocation, a bug): the worker is dead, and
+    /// every request it held is lost.
+    Crashed {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl FromInference {
+    /// The id of the request this answers (`None` for [`FromInference::Ready`] and
+    /// [`FromInference::Crashed`], which answer none).
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            FromInference::Ready | FromInference::Crashed { .. } => None,
+            FromInference::Loaded { id, .. }
+            | FromInference::Classified { id, .. }
+            | FromInference::Decoded { id, .. }
+            | FromInference::Refused { id, .. }
+            | FromInference::Failed { id, .. } => Some(*id),
+        }
+    }
+}
+
+/// A decoded image's gray values from the little-endian bytes of [`FromInference::Decoded`],
+/// checked against its size.
+pub fn gray_from_bytes(bytes: &[u8], width: u32, height: u32) -> Result<Vec<u16>, WebError> {
+    let n = width as usize * height as usize;
+    if width == 0 || height == 0 || bytes.len() != 2 * n {
+        return Err(WebError::Protocol(format!(
+            "{} bytes are not a {width} × {height} 16-bit image",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect())
+}
+
+/// Little-endian bytes of 16-bit values.
+pub fn u16_bytes(values: &[u16]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 /// Little-endian bytes of `values`.
 pub fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
     values.into_iter().flat_map(f32::to_le_bytes).collect()
@@ -303,4 +468,95 @@ pub fn decode<T: DeserializeOwned>(data: &JsValue) -> Result<(T, Vec<Vec<u8>>), 
         })
         .unwrap_or_default();
     Ok((msg, parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::class::Class;
+
+    #[test]
+    fn inference_messages_survive_the_trip_and_name_their_request() {
+        let classified = FromInference::Classified {
+            id: 7,
+            result: Box::new(Classified {
+                prediction: Prediction {
+                    label: Class::Pneumonia,
+                    p_pneumonia: 0.8125,
+                },
+                ood: None,
+                dicom: Some(DicomInfo::default()),
+                format: "DICOM".into(),
+                heatmap: Some(Heatmap {
+                    width: 2,
+                    height: 1,
+                    values: vec![0.0, 1.0],
+                }),
+                ms: 12.5,
+                heatmap_ms: 4.0,
+                backend: Backend::Cpu,
+                gpu_lost: Some("Device was destroyed".into()),
+            }),
+        };
+        let answers = [
+            (FromInference::Ready, None),
+            (
+                FromInference::Crashed {
+                    message: "unreachable".into(),
+                },
+                None,
+            ),
+            (classified, Some(7)),
+            (
+                FromInference::Decoded {
+                    id: 8,
+                    width: 3,
+                    height: 2,
+                    original: (6, 4),
+                },
+                Some(8),
+            ),
+            (
+                FromInference::Refused {
+                    id: 9,
+                    message: "not an image".into(),
+                },
+                Some(9),
+            ),
+        ];
+        for (msg, id) in answers {
+            assert_eq!(msg.id(), id, "{msg:?}");
+            let text = serde_json::to_string(&msg).unwrap();
+            assert_eq!(decode_text::<FromInference>(&text).unwrap(), msg);
+        }
+        let asks = [
+            ToInference::Classify { id: 1, url: None },
+            ToInference::Decode {
+                id: 2,
+                url: Some("http://127.0.0.1/public/samples/a.jpeg".into()),
+                max_side: 4096,
+            },
+        ];
+        for (msg, id) in asks.into_iter().zip([1, 2]) {
+            assert_eq!(msg.id(), id);
+            let text = serde_json::to_string(&msg).unwrap();
+            assert_eq!(decode_text::<ToInference>(&text).unwrap(), msg);
+        }
+        assert!(decode_text::<FromInference>(r#"{"Classified":{"id":1}}"#).is_err());
+    }
+
+    #[test]
+    fn decoded_gray_must_fill_its_size_exactly() {
+        let gray = [0u16, 1, 256, 65535, 7, 4095];
+        let bytes = u16_bytes(&gray);
+        assert_eq!(gray_from_bytes(&bytes, 3, 2).unwrap(), gray);
+        assert_eq!(gray_from_bytes(&bytes, 2, 3).unwrap(), gray);
+        for (w, h) in [(3, 3), (0, 2), (6, 0), (2, 2)] {
+            assert!(
+                matches!(gray_from_bytes(&bytes, w, h), Err(WebError::Protocol(_))),
+                "{w} × {h}"
+            );
+        }
+        assert!(gray_from_bytes(&bytes[..11], 3, 2).is_err());
+    }
 }

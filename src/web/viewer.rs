@@ -35,32 +35,20 @@ enum Load {
     Failed(String),
 }
 
-/// Reads and decodes a row's file for the viewer, downscaled to [`viewing::MAX_SIDE`].
-async fn load(source: Source) -> Result<(Picture, (u32, u32)), String> {
-    let bytes = source.read().await.map_err(|e| e.to_string())?;
-    // Lets "Decoding" be painted before a large file is decoded.
-    browser::yield_now().await;
-    let decoded = crate::ml::preprocess::decode(&bytes).map_err(|e| e.to_string())?;
-    drop(bytes);
-    let original = decoded.gray.dimensions();
-    let (width, height) = viewing::kept_size(original);
-    let gray = if (width, height) == original {
-        decoded.gray
-    } else {
-        image::imageops::resize(
-            &decoded.gray,
-            width,
-            height,
-            image::imageops::FilterType::Triangle,
-        )
-    };
+/// Reads and decodes a row's file for the viewer, downscaled to [`viewing::MAX_SIDE`], in the
+/// inference worker (a large file decodes there without holding up the page).
+async fn load(
+    inference: super::inference::Inference,
+    source: Source,
+) -> Result<(Picture, (u32, u32)), String> {
+    let d = inference.decode(&source, viewing::MAX_SIDE).await?;
     Ok((
         Picture {
-            gray: gray.into_raw(),
-            width,
-            height,
+            gray: d.gray,
+            width: d.width,
+            height: d.height,
         },
-        original,
+        d.original,
     ))
 }
 
@@ -246,7 +234,7 @@ fn ViewerDialog() -> impl IntoView {
         view.update(|v| *v = v.reset());
         leptos::task::spawn_local(async move {
             let result = match source {
-                Some(s) => load(s).await,
+                Some(s) => load(state.inference(), s).await,
                 None => Err("its file is no longer available".into()),
             };
             if open.get_untracked() != Some(id) {

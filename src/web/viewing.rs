@@ -299,12 +299,18 @@ impl<'a> Painter<'a> {
 /// The size an image of `dimensions` is kept at in the viewer: its own, or scaled down so that
 /// its longest side is [`MAX_SIDE`].
 pub fn kept_size(dimensions: (u32, u32)) -> (u32, u32) {
+    kept_size_within(dimensions, MAX_SIDE)
+}
+
+/// The size an image of `dimensions` is shown at when its longest side may be `max_side`
+/// at most (at least 1 pixel a side).
+pub fn kept_size_within(dimensions: (u32, u32), max_side: u32) -> (u32, u32) {
     let (w, h) = (dimensions.0.max(1), dimensions.1.max(1));
-    let long = w.max(h);
-    if long <= MAX_SIDE {
+    let (long, max_side) = (w.max(h), max_side.max(1));
+    if long <= max_side {
         return (w, h);
     }
-    let scale = f64::from(MAX_SIDE) / f64::from(long);
+    let scale = f64::from(max_side) / f64::from(long);
     (
         ((f64::from(w) * scale).round() as u32).max(1),
         ((f64::from(h) * scale).round() as u32).max(1),
@@ -466,6 +472,8 @@ mod tests {
         assert_eq!(kept_size((2000, 1500)), (2000, 1500));
         assert_eq!(kept_size((8192, 6144)), (4096, 3072));
         assert_eq!(kept_size((100, 20_000)), (20, 4096));
+        assert_eq!(kept_size_within((100, 50), 10), (10, 5));
+        assert_eq!(kept_size_within((100, 50), 0), (1, 1));
     }
 
     #[test]

@@ -112,6 +112,21 @@ impl Page {
     }
 
     /// Why the backend is not the one asked for, or what happened to it (empty when nothing).
+    /// Where the page's inference runs: `worker` (the inference worker) or `page` (no worker
+    /// could start), with the page's note saying why in the second case.
+    pub async fn inference_runs_in(&self) -> (String, String) {
+        let v = js(
+            &self.c,
+            "const n = document.querySelector('[data-testid=inference-note]'); \
+             return [document.querySelector('[data-testid=model-status]').dataset.inference, n ? n.textContent : '']",
+        )
+        .await;
+        (
+            v[0].as_str().unwrap_or_default().to_string(),
+            v[1].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
     pub async fn backend_note(&self) -> String {
         js(
             &self.c,

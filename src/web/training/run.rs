@@ -29,7 +29,7 @@ pub struct Runner {
     /// The start message, until the worker is ready for it.
     start: Option<(JsValue, js_sys::Array)>,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
-    _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
 /// Starts a run with the current settings (loading the bundled data first if needed).
@@ -119,7 +119,7 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), WebError> {
         augment: ts.augment.get_untracked(),
         seed: 42,
     };
-    let base = app.engine.with_value(|e| e.shipped_weights());
+    let base = app.inference.with_value(|i| i.shipped_weights());
     let start = ToWorker::Start(Box::new(StartRun {
         card: card.clone(),
         settings,
@@ -172,21 +172,20 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), WebError> {
             ts.show(&view.borrow());
             follow(ts, app, &view, effect);
         });
-    let on_error =
-        Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
-            event.prevent_default();
-            // A script that did not load reports no message.
-            let what = match event.message() {
-                m if m.is_empty() => {
-                    "could not start (its script or the model code did not load)".to_string()
-                }
-                m => format!("failed: {m}"),
-            };
-            ts.fail(format!(
-                "the training worker {what}; the page and the shipped model still work"
-            ));
-            release_worker(ts);
-        });
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+        event.prevent_default();
+        // A script that did not load reports no message.
+        let what = match browser::event_message(&event) {
+            m if m.is_empty() => {
+                "could not start (its script or the model code did not load)".to_string()
+            }
+            m => format!("failed: {m}"),
+        };
+        ts.fail(format!(
+            "the training worker {what}; the page and the shipped model still work"
+        ));
+        release_worker(ts);
+    });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     ts.handles.update_value(|h| {
@@ -248,7 +247,7 @@ fn follow(ts: TrainState, app: AppState, view: &Rc<RefCell<RunView>>, effect: Ef
 }
 
 /// The worker's name, carrying the page's failure drills if any (`lose-gpu-at-step=N`,
-/// `worker-webgpu=off`; see `public/train-worker.js`). A query on the script's URL would not
+/// `train-worker-webgpu=off`, passed on as `worker-webgpu=off`; see `public/train-worker.js`). A query on the script's URL would not
 /// survive the service worker's cache.
 fn worker_name() -> String {
     let params = web_sys::window()
@@ -262,7 +261,7 @@ fn worker_name() -> String {
         {
             name.push_str(&format!("; lose-gpu-at-step={n}"));
         }
-        if p.get("worker-webgpu").as_deref() == Some("off") {
+        if p.get("train-worker-webgpu").as_deref() == Some("off") {
             name.push_str("; worker-webgpu=off");
         }
     }

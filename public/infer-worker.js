@@ -1,0 +1,35 @@
+// The inference worker (src/web/infer_worker.rs): the app's own wasm, started in a dedicated
+// worker so that reading, decoding and classifying a file never hold up the page. The page
+// sends the module it compiled as the first message, so the code is not compiled twice.
+// Paths are relative to this file.
+import init, { infer_worker } from "../xray-web.js";
+import { captureDevices } from "./gpu-drill.js";
+
+// Failure drills, used by the end-to-end tests and passed on from the page's URL in this
+// worker's name; nothing changes without them.
+// `?infer-worker-webgpu=off`: this worker sees no WebGPU, as in browsers that offer it to pages only.
+if (/infer-worker-webgpu=off/.test(self.name) && "gpu" in WorkerNavigator.prototype) {
+  Object.defineProperty(WorkerNavigator.prototype, "gpu", { get: () => undefined });
+}
+// `?lose-gpu-at-image=N`: the worker's WebGPU device is destroyed, as when a GPU is lost, once
+// N images have been classified on it (the worker reports each one to `xrayDrillImageOnGpu`).
+const loseAt = Number(/lose-gpu-at-image=(\d+)/.exec(self.name)?.[1]);
+if (loseAt > 0 && self.GPUAdapter) {
+  const lose = captureDevices();
+  let done = 0;
+  self.xrayDrillImageOnGpu = () => {
+    done += 1;
+    if (done === loseAt) lose();
+  };
+}
+
+self.onmessage = async (event) => {
+  self.onmessage = null;
+  try {
+    await init({ module_or_path: event.data.module });
+    infer_worker();
+  } catch (e) {
+    // What the page waits for: the worker will not answer.
+    self.postMessage({ json: JSON.stringify({ Crashed: { message: `the model code did not start: ${e}` } }), parts: [] });
+  }
+};
