@@ -23,11 +23,28 @@ if (loseAt > 0 && self.GPUAdapter) {
   };
 }
 
+// `?crash-worker-at-image=N`: this worker dies, as when its runtime panics, on the N-th file it
+// is asked to classify.
+const crashAt = Number(/crash-worker-at-image=(\d+)/.exec(self.name)?.[1]);
+function crashDrill() {
+  const handler = self.onmessage;
+  let seen = 0;
+  self.onmessage = (event) => {
+    if ("Classify" in JSON.parse(event.data.json) && ++seen === crashAt) {
+      self.postMessage({ json: JSON.stringify({ Crashed: { message: "the crash drill" } }), parts: [] });
+      self.close();
+      return;
+    }
+    handler(event);
+  };
+}
+
 self.onmessage = async (event) => {
   self.onmessage = null;
   try {
     await init({ module_or_path: event.data.module });
     infer_worker();
+    if (crashAt > 0) crashDrill();
   } catch (e) {
     // What the page waits for: the worker will not answer.
     self.postMessage({ json: JSON.stringify({ Crashed: { message: `the model code did not start: ${e}` } }), parts: [] });

@@ -447,6 +447,47 @@ fn without_an_inference_worker_the_page_classifies_in_its_own_thread_and_says_so
 
 #[test]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn a_worker_that_dies_costs_only_the_file_it_held_and_a_new_one_takes_the_rest() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        // The drill kills each worker on the second file it is asked to classify.
+        let page = Page::open(
+            &c,
+            &format!("{origin}{PREFIX}?backend=cpu&crash-worker-at-image=2"),
+        )
+        .await;
+        let files: Vec<PathBuf> = shipped::samples()
+            .into_iter()
+            .take(3)
+            .map(|s| s.path.into())
+            .collect();
+        page.drop_files(&files).await;
+        page.wait_for_results(2, 1, 300).await;
+        let refusals = page.refusals().await;
+        let second = files[1].file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            refusals[0].text.contains(&second)
+                && refusals[0]
+                    .text
+                    .contains("the inference worker stopped (the crash drill)"),
+            "{refusals:?}"
+        );
+        let mut rows = page.predictions().await;
+        rows.reverse();
+        let cli = cli_predict(&[files[0].clone(), files[2].clone()]);
+        for (row, (name, line)) in rows.iter().zip(&cli) {
+            assert_eq!(&row.file, name);
+            let p = line["p_pneumonia"].as_f64().unwrap();
+            assert!((p - row.p()).abs() < 1e-3, "CLI {p} vs page {row:?}");
+        }
+        assert_eq!(page.inference_runs_in().await.0, "worker");
+        assert_eq!(page.model_state().await, "ready");
+        assert!(!page.fatal_banner_shown().await);
+    });
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
 fn an_inference_worker_without_webgpu_classifies_on_the_cpu_and_says_so() {
     with_browser(|c| async move {
         let (origin, _log) = serve_dist();

@@ -514,7 +514,7 @@ fn worker_script() -> &'static str {
 }
 
 /// The worker's name, carrying the page's failure drills if any (`lose-gpu-at-image=N`,
-/// `infer-worker-webgpu=off`; see `public/infer-worker.js`). A query on the script's URL would
+/// `infer-worker-webgpu=off`, `crash-worker-at-image=N`; see `public/infer-worker.js`). A query on the script's URL would
 /// not survive the service worker's cache.
 fn worker_name() -> String {
     let params = web_sys::window()
@@ -530,6 +530,12 @@ fn worker_name() -> String {
         }
         if p.get("infer-worker-webgpu").as_deref() == Some("off") {
             name.push_str("; infer-worker-webgpu=off");
+        }
+        if let Some(n) = p
+            .get("crash-worker-at-image")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            name.push_str(&format!("; crash-worker-at-image={n}"));
         }
     }
     name
