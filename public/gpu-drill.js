@@ -1,4 +1,4 @@
-// Shared by the page's failure drill (drills.js) and the training worker's (train-worker.js):
+// Shared by the inference worker's failure drill (infer-worker.js) and the training worker's (train-worker.js):
 // keeps every WebGPU device this global scope requests, and returns a function that destroys
 // them all, as when a GPU is lost.
 export function captureDevices() {
