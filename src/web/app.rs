@@ -413,7 +413,11 @@ pub fn App() -> impl IntoView {
                 fraction: total.map(|t| loaded / t.max(1.0)),
             })
         };
-        match state.inference().load_shipped(progress).await {
+        // The worker starts while the weights download.
+        let inference = state.inference();
+        let (shipped, ()) =
+            futures::future::join(inference.load_shipped(progress), inference.start()).await;
+        match shipped {
             Ok(card) => {
                 state.card.set(Some(card));
                 let wanted = backend_from_url().unwrap_or(if browser::has_navigator_gpu() {

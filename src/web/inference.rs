@@ -287,9 +287,19 @@ impl Inference {
         }
     }
 
-    /// Starts a worker, hands it the page's compiled module and loads the model (if the page
-    /// has it) on the backend asked for; where no worker starts, the page answers instead.
-    async fn connect(&self) -> Result<(Transport, Option<Loaded>), WebError> {
+    /// Starts the worker (or, where none can start, readies the page to answer), before the
+    /// model is there: the page calls it while the weights download.
+    pub async fn start(&self) {
+        if self.live().is_none()
+            && let Err(e) = self.open().await
+        {
+            web_sys::console::warn_1(&format!("the inference worker: {e}").into());
+        }
+    }
+
+    /// Starts a worker and hands it the page's compiled module; where no worker starts, the
+    /// page answers instead.
+    async fn open(&self) -> Result<Transport, WebError> {
         let transport = match self.start_worker().await {
             Ok(connection) => {
                 self.inner.borrow_mut().started = true;
@@ -304,6 +314,14 @@ impl Inference {
             }
             Err(e) => return Err(e),
         };
+        self.inner.borrow_mut().transport = Some(transport.clone());
+        Ok(transport)
+    }
+
+    /// [`Inference::open`], then the model loaded (if the page has it) on the backend asked
+    /// for.
+    async fn connect(&self) -> Result<(Transport, Option<Loaded>), WebError> {
+        let transport = self.open().await?;
         // Decoding for the viewer needs no model; classifying does.
         let (backend, model) = {
             let inner = self.inner.borrow();
@@ -313,7 +331,6 @@ impl Inference {
             true => Some(self.load(&transport, backend).await?),
             false => None,
         };
-        self.inner.borrow_mut().transport = Some(transport.clone());
         Ok((transport, loaded))
     }
 
