@@ -36,6 +36,20 @@ fn gzip_size(path: &Path) -> Option<u64> {
 /// beyond the 20 ms, `__gaps` every gap over 100 ms with the number of rows when it ended.
 const STALL_TIMER: &str = "window.__stall = 0; window.__gaps = []; let last = performance.now(); setInterval(() => { const now = performance.now(); const gap = now - last - 20; window.__stall = Math.max(window.__stall, gap); if (gap > 100) window.__gaps.push([Math.round(gap), document.querySelectorAll('[data-testid=prediction]').length]); last = now; }, 20); return 1";
 
+/// What [`STALL_TIMER`] recorded: the longest stall (ms) and how many were over 100 ms, each of
+/// which is printed with `what`.
+async fn read_stalls(c: &fantoccini::Client, what: &str) -> (f64, u64) {
+    let v = js(c, "return [window.__stall, window.__gaps]").await;
+    let gaps = v[1].as_array().cloned().unwrap_or_default();
+    for g in &gaps {
+        eprintln!(
+            "{what}: a {} ms stall, ending with {} rows shown",
+            g[0], g[1]
+        );
+    }
+    (v[0].as_f64().unwrap_or(f64::NAN), gaps.len() as u64)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
@@ -167,22 +181,9 @@ async fn main() {
         )
         .await;
         let wall = t0.elapsed().as_secs_f64();
-        let stall = js(
-            &c,
-            "return [window.__stall, window.__gaps.length, window.__gaps]",
-        )
-        .await;
-        for g in stall[2].as_array().into_iter().flatten() {
-            eprintln!(
-                "{backend}: a {} ms stall, ending with {} rows shown",
-                g[0], g[1]
-            );
-        }
+        let (stall, stalls) = read_stalls(&c, backend).await;
         batches.push(format!(
-            "| {backend} | {total} | {:.1} | {:.0} | {} |",
-            wall,
-            stall[0].as_f64().unwrap_or(f64::NAN),
-            stall[1]
+            "| {backend} | {total} | {wall:.1} | {stall:.0} | {stalls} |"
         ));
         // `cargo bench --bench browser -- --screenshot docs/screenshot.png` saves the page.
         if let Some(path) = screenshot.as_ref().filter(|_| backend == "webgpu") {
@@ -201,23 +202,11 @@ async fn main() {
         page.drop_files(&mixed).await;
         page.wait_for_answers(mixed.len(), 3600).await;
         let wall = t0.elapsed().as_secs_f64();
-        let stall = js(
-            &c,
-            "return [window.__stall, window.__gaps.length, window.__gaps]",
-        )
-        .await;
-        for g in stall[2].as_array().into_iter().flatten() {
-            eprintln!(
-                "{backend}, mixed batch: a {} ms stall, ending with {} rows shown",
-                g[0], g[1]
-            );
-        }
+        let (stall, stalls) = read_stalls(&c, &format!("{backend}, mixed batch")).await;
         let (rows, refused) = page.counts().await;
         mixed_lines.push(format!(
-            "| {backend} | {} ({rows} classified, {refused} refused) | {wall:.1} | {:.0} | {} |",
+            "| {backend} | {} ({rows} classified, {refused} refused) | {wall:.1} | {stall:.0} | {stalls} |",
             mixed.len(),
-            stall[0].as_f64().unwrap_or(f64::NAN),
-            stall[1]
         ));
         c.close().await.unwrap();
     }

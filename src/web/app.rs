@@ -390,9 +390,7 @@ impl AppState {
 
 /// The backend asked for in `?backend=`, if any.
 fn backend_from_url() -> Option<Backend> {
-    let search = web_sys::window()?.location().search().ok()?;
-    let params = web_sys::UrlSearchParams::new_with_str(&search).ok()?;
-    params.get("backend")?.parse().ok()
+    browser::page_param("backend")?.parse().ok()
 }
 
 /// The whole page.

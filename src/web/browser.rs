@@ -31,6 +31,14 @@ fn browser_error(e: JsValue) -> WebError {
     WebError::Browser(error_text(e))
 }
 
+/// The page's URL parameter `key` (`?key=value`), if it has one (never in a worker).
+pub fn page_param(key: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get(key)
+}
+
 /// Resolves `path` against the page's own URL, so the app works under any sub-path.
 pub fn asset_url(path: &str) -> String {
     let base = web_sys::window()

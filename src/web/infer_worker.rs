@@ -17,7 +17,7 @@ use super::{
     browser,
     engine::{self, Engine},
     error::WebError,
-    protocol::{Classified, FromInference, ToInference, decode, encode, f32_bytes, u16_bytes},
+    protocol::{Classified, FromInference, ToInference, decode, f32_bytes, u16_bytes},
     viewing,
 };
 use crate::ml::{
@@ -31,17 +31,7 @@ use crate::ml::{
 const THUMB_SIDE: u32 = 144;
 
 fn post(msg: &FromInference, parts: &[&[u8]]) {
-    let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() else {
-        return;
-    };
-    match encode(msg, parts) {
-        Ok((value, transfer)) => {
-            if let Err(e) = scope.post_message_with_transfer(&value, &transfer) {
-                web_sys::console::error_1(&e);
-            }
-        }
-        Err(e) => web_sys::console::error_1(&e.to_string().into()),
-    }
+    super::protocol::post_to_page(msg, parts);
 }
 
 /// A request with what came beside it.

@@ -518,12 +518,7 @@ fn spawn() -> Result<Connection, WebError> {
 /// The worker's script: `public/infer-worker.js`, or a missing one under the failure drill
 /// `?infer-worker=missing` (a worker that cannot start, as where a script is blocked).
 fn worker_script() -> &'static str {
-    let missing = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-        .and_then(|p| p.get("infer-worker"))
-        .is_some_and(|v| v == "missing");
-    if missing {
+    if browser::page_param("infer-worker").as_deref() == Some("missing") {
         "public/no-such-worker.js"
     } else {
         "public/infer-worker.js"
@@ -534,26 +529,16 @@ fn worker_script() -> &'static str {
 /// `infer-worker-webgpu=off`, `crash-worker-at-image=N`; see `public/infer-worker.js`). A query on the script's URL would
 /// not survive the service worker's cache.
 fn worker_name() -> String {
-    let params = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
     let mut name = "xray-web inference".to_string();
-    if let Some(p) = params {
-        if let Some(n) = p
-            .get("lose-gpu-at-image")
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            name.push_str(&format!("; lose-gpu-at-image={n}"));
-        }
-        if p.get("infer-worker-webgpu").as_deref() == Some("off") {
-            name.push_str("; infer-worker-webgpu=off");
-        }
-        if let Some(n) = p
-            .get("crash-worker-at-image")
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            name.push_str(&format!("; crash-worker-at-image={n}"));
-        }
+    let number = |key| browser::page_param(key).and_then(|n| n.parse::<u32>().ok());
+    if let Some(n) = number("lose-gpu-at-image") {
+        name.push_str(&format!("; lose-gpu-at-image={n}"));
+    }
+    if browser::page_param("infer-worker-webgpu").as_deref() == Some("off") {
+        name.push_str("; infer-worker-webgpu=off");
+    }
+    if let Some(n) = number("crash-worker-at-image") {
+        name.push_str(&format!("; crash-worker-at-image={n}"));
     }
     name
 }

@@ -450,6 +450,23 @@ pub fn encode<T: Serialize>(
     Ok((obj.into(), transfer))
 }
 
+/// Posts `msg` and its parts (transferred) from the worker this runs in to its page; logs what
+/// cannot be posted (there is nobody else to tell).
+#[cfg(target_arch = "wasm32")]
+pub fn post_to_page<T: Serialize>(msg: &T, parts: &[&[u8]]) {
+    let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() else {
+        return;
+    };
+    match encode(msg, parts) {
+        Ok((value, transfer)) => {
+            if let Err(e) = scope.post_message_with_transfer(&value, &transfer) {
+                web_sys::console::error_1(&e);
+            }
+        }
+        Err(e) => web_sys::console::error_1(&e.to_string().into()),
+    }
+}
+
 /// Unpacks a message made by [`encode`].
 #[cfg(target_arch = "wasm32")]
 pub fn decode<T: DeserializeOwned>(data: &JsValue) -> Result<(T, Vec<Vec<u8>>), WebError> {

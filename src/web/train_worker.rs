@@ -15,7 +15,7 @@ use super::{
     backend::Backend,
     browser, engine,
     error::WebError,
-    protocol::{Control, Failure, FromWorker, Pass, RunInputs, StartRun, ToWorker, decode, encode},
+    protocol::{Control, Failure, FromWorker, Pass, RunInputs, StartRun, ToWorker, decode},
 };
 use crate::ml::finetune::{self, Session};
 
@@ -23,17 +23,7 @@ use crate::ml::finetune::{self, Session};
 const EVAL_CHUNK: usize = 8;
 
 fn post(msg: &FromWorker, parts: &[&[u8]]) {
-    let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() else {
-        return;
-    };
-    match encode(msg, parts) {
-        Ok((value, transfer)) => {
-            if let Err(e) = scope.post_message_with_transfer(&value, &transfer) {
-                web_sys::console::error_1(&e);
-            }
-        }
-        Err(e) => web_sys::console::error_1(&e.to_string().into()),
-    }
+    super::protocol::post_to_page(msg, parts);
 }
 
 /// The worker's entry point, called by `public/train-worker.js` (it does nothing outside a

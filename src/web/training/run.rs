@@ -250,20 +250,12 @@ fn follow(ts: TrainState, app: AppState, view: &Rc<RefCell<RunView>>, effect: Ef
 /// `train-worker-webgpu=off`, passed on as `worker-webgpu=off`; see `public/train-worker.js`). A query on the script's URL would not
 /// survive the service worker's cache.
 fn worker_name() -> String {
-    let params = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
     let mut name = "xray-web training".to_string();
-    if let Some(p) = params {
-        if let Some(n) = p
-            .get("lose-gpu-at-step")
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            name.push_str(&format!("; lose-gpu-at-step={n}"));
-        }
-        if p.get("train-worker-webgpu").as_deref() == Some("off") {
-            name.push_str("; worker-webgpu=off");
-        }
+    if let Some(n) = browser::page_param("lose-gpu-at-step").and_then(|n| n.parse::<u32>().ok()) {
+        name.push_str(&format!("; lose-gpu-at-step={n}"));
+    }
+    if browser::page_param("train-worker-webgpu").as_deref() == Some("off") {
+        name.push_str("; worker-webgpu=off");
     }
     name
 }
