@@ -73,23 +73,8 @@ fn mixed_batch() -> Vec<std::path::PathBuf> {
             files.push(p);
         }
     }
-    let big = dir.join("thirty-megapixels.png");
-    if !big.exists() {
-        let sample = image::open(&samples[0].path).unwrap().into_luma8();
-        image::imageops::resize(&sample, 6000, 5000, image::imageops::FilterType::Triangle)
-            .save(&big)
-            .unwrap();
-    }
-    files.push(big);
-    let cases = corpus::cases();
-    let dicom = cases
-        .iter()
-        .find(|c| {
-            c.bytes.get(128..132) == Some(b"DICM".as_slice())
-                && matches!(c.expect, corpus::Expect::Same)
-        })
-        .unwrap();
-    files.push(corpus::write(&[dicom], &dir)[0].clone().into());
+    files.push(corpus::write_thirty_megapixel_png(&samples[0].path, &dir));
+    files.push(corpus::write_classified_dicom(&dir));
     files
 }
 

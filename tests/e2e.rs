@@ -359,33 +359,16 @@ fn a_gpu_lost_while_classifying_moves_the_page_to_the_cpu_and_every_image_gets_i
     });
 }
 
-/// A 6000 × 5000 (30-megapixel) 8-bit PNG: the first PNEUMONIA sample, scaled up.
-fn thirty_megapixel_png(dir: &Path) -> PathBuf {
-    let sample = image::open(shipped::first_of(Class::Pneumonia).path)
-        .unwrap()
-        .into_luma8();
-    let big = image::imageops::resize(&sample, 6000, 5000, image::imageops::FilterType::Triangle);
-    let path = dir.join("thirty-megapixels.png");
-    big.save(&path).unwrap();
-    path
-}
-
 #[test]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
 fn the_inference_worker_reads_a_30_megapixel_png_and_a_dicom_and_the_viewer_shows_them() {
     with_browser(|c| async move {
         let (origin, _log) = serve_dist();
         let dir = scratch("worker");
-        let big = thirty_megapixel_png(&dir);
-        let cases = corpus::cases();
-        let dicom = cases
-            .iter()
-            .find(|c| {
-                c.bytes.get(128..132) == Some(b"DICM".as_slice())
-                    && matches!(c.expect, corpus::Expect::Same)
-            })
-            .unwrap();
-        let dicom = PathBuf::from(&corpus::write(&[dicom], &dir)[0]);
+        // A 6000 × 5000 PNG: the first PNEUMONIA sample, scaled up.
+        let big =
+            corpus::write_thirty_megapixel_png(shipped::first_of(Class::Pneumonia).path, &dir);
+        let dicom = corpus::write_classified_dicom(&dir);
         let sample: PathBuf = shipped::first_of(Class::Normal).path.into();
         let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
         assert_eq!(

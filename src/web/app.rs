@@ -163,16 +163,6 @@ pub enum Source {
     Url(String),
 }
 
-impl Source {
-    /// The bytes: the file read, or the sample fetched.
-    pub async fn read(&self) -> Result<Vec<u8>, WebError> {
-        match self {
-            Source::File(f) => browser::read_file(f).await,
-            Source::Url(u) => browser::fetch_bytes(u, |_, _| {}).await,
-        }
-    }
-}
-
 /// An image waiting to be classified.
 pub struct Input {
     /// Display name.

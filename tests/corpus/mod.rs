@@ -412,6 +412,34 @@ fn base_dicom(img: &GrayImage) -> Dicom {
 }
 
 /// Writes `cases` into `dir` (created if needed); returns their paths, in order.
+/// Writes the corpus' first DICOM that classifies into `dir`; returns its path.
+pub fn write_classified_dicom(dir: &std::path::Path) -> std::path::PathBuf {
+    let cases = cases();
+    let dicom = cases
+        .iter()
+        .find(|c| {
+            c.bytes.get(128..132) == Some(b"DICM".as_slice()) && matches!(c.expect, Expect::Same)
+        })
+        .expect("the corpus has a DICOM that classifies");
+    write(&[dicom], dir)[0].clone().into()
+}
+
+/// Writes `xray` scaled up to 6000 × 5000 (30 megapixels, 8-bit gray) as
+/// `dir/thirty-megapixels.png`, unless it is there; returns its path.
+pub fn write_thirty_megapixel_png(
+    xray: impl AsRef<std::path::Path>,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let path = dir.join("thirty-megapixels.png");
+    if !path.exists() {
+        let gray = image::open(xray).unwrap().into_luma8();
+        image::imageops::resize(&gray, 6000, 5000, image::imageops::FilterType::Triangle)
+            .save(&path)
+            .unwrap();
+    }
+    path
+}
+
 pub fn write(cases: &[&Case], dir: &std::path::Path) -> Vec<String> {
     std::fs::create_dir_all(dir).expect("corpus folder");
     cases
