@@ -1,6 +1,7 @@
 //! The model: shapes for each depth, weights round trip (f32 exact, f16 close, both kinds of
 //! block under torchvision names, the shipped file), a training step
-//! that lowers the loss on real X-rays, and wgpu agreeing with the CPU.
+//! that lowers the loss on real X-rays, the model fused for inference computing what the
+//! unfused one does, and wgpu agreeing with the CPU.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -10,7 +11,7 @@ use burn::{optim::AdamWConfig, prelude::*};
 use support::shipped;
 use xray_web::ml::{
     class::CLASSES,
-    model::{Depth, ResNetConfig},
+    model::{Depth, ResNet, ResNetConfig},
     preprocess::{self, Normalization},
     train,
     weights::{self, Precision},
@@ -252,6 +253,107 @@ fn training_steps_lower_the_loss_on_real_images() {
     assert!(losses[7] < 0.7 * losses[0], "loss did not fall: {losses:?}");
 }
 
+/// The largest difference between two equally long outputs, relative to the largest magnitude.
+fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().map(|v| v.abs()).fold(1e-6, f32::max);
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
+
+fn trunk(model: &ResNet, x: &[Vec<f32>], size: usize, stages: usize) -> Vec<f32> {
+    let device = Device::flex();
+    model
+        .trunk(preprocess::batch_tensor(x, size, &device), stages)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn the_fused_model_computes_what_it_was_fused_from() {
+    let device = Device::flex();
+    // The shipped weights: real batch-norm statistics, on real X-rays.
+    let card = shipped::card();
+    let size = card.model.input_size;
+    let model = weights::from_bytes(shipped::weights(), &card.model, &device)
+        .unwrap()
+        .valid();
+    let fused = model.clone().fuse();
+    assert!(fused.is_fused() && !model.is_fused());
+    let (images, _) = real_batch(3, size);
+    for stages in 0..=4 {
+        let d = relative_diff(
+            &trunk(&model, &images, size, stages),
+            &trunk(&fused, &images, size, stages),
+        );
+        assert!(
+            d < 1e-5,
+            "after {stages} stages the fused model differs by {d}"
+        );
+    }
+    let d = relative_diff(
+        &logits(&model, &images, size, &device),
+        &logits(&fused, &images, size, &device),
+    );
+    assert!(d < 1e-5, "fused logits differ by {d}");
+    // Fusing twice changes nothing more.
+    assert_eq!(
+        logits(&fused, &images, size, &device),
+        logits(&fused.clone().fuse(), &images, size, &device)
+    );
+    // A fused model is not a model's weights: saving it is refused.
+    assert!(matches!(
+        weights::to_bytes(&fused, Precision::F16),
+        Err(weights::WeightsError::Fused)
+    ));
+
+    // Both kinds of block, even and odd input sizes, with batch norms that training moved
+    // away from their initial values (γ, β and the running statistics).
+    for (depth, size) in [
+        (Depth::Resnet18, 64),
+        (Depth::Resnet50, 67),
+        (Depth::Resnet34, 45),
+    ] {
+        let ad = device.clone().autodiff();
+        device.seed(11);
+        let mut model = ResNetConfig::new(depth, 8, size).init(&ad);
+        let mut optim = AdamWConfig::new().init();
+        let x = random_batch(4, size, 12);
+        for _ in 0..3 {
+            let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 0, 1], [4]), &ad);
+            let out = train::train_step(
+                model,
+                &mut optim,
+                preprocess::batch_tensor(&x, size, &ad),
+                y,
+                [1.0, 1.0],
+                0.0,
+                1e-2,
+            );
+            model = out.model;
+        }
+        let model = model.valid();
+        let fused = model.clone().fuse();
+        let d = relative_diff(
+            &logits(&model, &x, size, &device),
+            &logits(&fused, &x, size, &device),
+        );
+        assert!(
+            d < 1e-4,
+            "{depth:?} at {size} px: fused logits differ by {d}"
+        );
+        let d = relative_diff(&trunk(&model, &x, size, 0), &trunk(&fused, &x, size, 0));
+        assert!(
+            d < 1e-5,
+            "{depth:?} at {size} px: fused stem differs by {d}"
+        );
+    }
+}
+
 /// Native wgpu (Vulkan through lavapipe here, any GPU elsewhere) agrees with the CPU backend.
 /// Set XRAY_SKIP_WGPU=1 only on machines that have no Vulkan driver at all.
 #[test]
@@ -275,4 +377,15 @@ fn wgpu_agrees_with_cpu() {
         .map(|(p, q)| (p - q).abs())
         .fold(0.0, f32::max);
     assert!(diff < 1e-3, "wgpu differs from CPU by {diff}");
+    // The model fused for inference, on the GPU, against the plain one on the CPU.
+    let c = logits(&on_gpu.fuse(), &x, 64, &gpu);
+    let diff = a
+        .iter()
+        .zip(&c)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        diff < 1e-3,
+        "the fused model on wgpu differs from CPU by {diff}"
+    );
 }

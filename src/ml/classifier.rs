@@ -95,7 +95,7 @@ pub struct Prediction {
 /// A model ready to classify, with the card that says how to read its outputs.
 #[derive(Debug, Clone)]
 pub struct Classifier {
-    /// The network, in inference mode.
+    /// The network, in inference mode and fused for it ([`ResNet::fuse`]).
     pub model: ResNet,
     /// Its card.
     pub card: ModelCard,
@@ -108,7 +108,9 @@ pub struct Classifier {
 impl Classifier {
     /// Loads weights described by `card` onto `device`.
     pub fn load(card: ModelCard, weights: Vec<u8>, device: Device) -> Result<Self, WeightsError> {
-        let model = weights::from_bytes(weights, &card.model, &device)?.valid();
+        let model = weights::from_bytes(weights, &card.model, &device)?
+            .valid()
+            .fuse();
         Ok(Self {
             explainer: Explainer::new(&model, &device),
             model,

@@ -58,6 +58,10 @@ pub enum WeightsError {
     /// Values read back that are not f32 (a model built with another float type).
     #[error("the values read back are not f32: {0}")]
     Values(String),
+    /// A model [`ResNet::fuse`] rewrote for inference: its parameters are no longer the
+    /// model's own (batch norms folded away, the stem's kernel rearranged).
+    #[error("a model fused for inference cannot be saved; save the model it was fused from")]
+    Fused,
 }
 
 /// Reads f32 values out of tensor data read back from a device.
@@ -174,10 +178,13 @@ impl ModuleVisitor for Names {
     }
 }
 
-fn collect(model: &ResNet) -> Vec<Entry> {
+fn collect(model: &ResNet) -> Result<Vec<Entry>, WeightsError> {
+    if model.is_fused() {
+        return Err(WeightsError::Fused);
+    }
     let mut visitor = Collect::default();
     model.visit(&mut visitor);
-    visitor.entries
+    Ok(visitor.entries)
 }
 
 fn pack(entries: Vec<(Entry, TensorData)>, precision: Precision) -> Result<Vec<u8>, WeightsError> {
@@ -202,7 +209,7 @@ fn pack(entries: Vec<(Entry, TensorData)>, precision: Precision) -> Result<Vec<u
 
 /// Serialises the parameters, reading them synchronously (CPU backends, native wgpu).
 pub fn to_bytes(model: &ResNet, precision: Precision) -> Result<Vec<u8>, WeightsError> {
-    let entries = collect(model)
+    let entries = collect(model)?
         .into_iter()
         .map(|e| {
             let data = e.value.clone().into_data();
@@ -215,7 +222,7 @@ pub fn to_bytes(model: &ResNet, precision: Precision) -> Result<Vec<u8>, Weights
 /// Serialises the parameters with async reads (required on WebGPU).
 pub async fn to_bytes_async(model: &ResNet, precision: Precision) -> Result<Vec<u8>, WeightsError> {
     let mut entries = Vec::new();
-    for e in collect(model) {
+    for e in collect(model)? {
         let data = e
             .value
             .clone()

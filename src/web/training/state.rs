@@ -19,12 +19,20 @@ use crate::{
 /// Links to the exported fine-tuned model (revoked when dropped).
 #[derive(Clone)]
 pub struct Export {
-    /// Object URL of the weights (burnpack, f32).
+    /// Object URL of the weights (burnpack: f32 after a run; a loaded file as it was).
     pub weights_url: ObjectUrl,
     /// Object URL of its model card.
     pub card_url: ObjectUrl,
     /// Size of the weights.
     pub bytes: usize,
+}
+
+/// The fine-tuned (or loaded) model.
+pub struct Tuned {
+    /// It, ready to classify (fused for inference, so it cannot be saved itself).
+    pub classifier: Classifier,
+    /// The weights file it was loaded from: what an export gives back.
+    pub weights: Vec<u8>,
 }
 
 /// What a run keeps outside the reactive graph (large, or browser objects).
@@ -33,7 +41,7 @@ pub struct Handles {
     /// The decoded training images.
     pub data: Option<Rc<Dataset>>,
     /// The fine-tuned (or loaded) model.
-    pub tuned: Option<Rc<Classifier>>,
+    pub tuned: Option<Rc<Tuned>>,
     /// What the visitor last asked of the run.
     pub control: Option<Control>,
     /// The worker of the current run.

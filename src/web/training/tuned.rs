@@ -5,18 +5,17 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 
-use super::state::{Export, TrainState};
+use super::state::{Export, TrainState, Tuned};
 use crate::{
     ml::{
         card::ModelCard,
         classifier::{Classifier, Prediction},
-        weights,
     },
     web::{AppState, browser, engine, error::WebError},
 };
 
 /// The fine-tuned (or loaded) model, if any.
-fn tuned(ts: TrainState) -> Option<Rc<Classifier>> {
+fn tuned(ts: TrainState) -> Option<Rc<Tuned>> {
     ts.handles.with_value(|h| h.tuned.clone())
 }
 
@@ -24,7 +23,8 @@ fn tuned(ts: TrainState) -> Option<Rc<Classifier>> {
 pub async fn classify_tuned(ts: TrainState, x: &[f32]) -> Option<Result<Prediction, WebError>> {
     let t = tuned(ts)?;
     Some(
-        t.classify_async(&[x.to_vec()])
+        t.classifier
+            .classify_async(&[x.to_vec()])
             .await
             .map_err(WebError::from)
             .and_then(|p| {
@@ -49,9 +49,13 @@ pub async fn load_trained(
     card.weights = "xray-finetuned.bpk".into();
     card.weights_dtype = "f32".into();
     let device = engine::device(app.backend.get_untracked()).await?;
-    let classifier = Classifier::load(card, weights, device)?;
-    ts.handles
-        .update_value(|h| h.tuned = Some(Rc::new(classifier)));
+    let classifier = Classifier::load(card, weights.clone(), device)?;
+    ts.handles.update_value(|h| {
+        h.tuned = Some(Rc::new(Tuned {
+            classifier,
+            weights,
+        }))
+    });
     ts.tuned.set(Some(description));
     Ok(())
 }
@@ -60,8 +64,8 @@ pub async fn load_trained(
 pub async fn export(ts: TrainState) -> Result<Export, WebError> {
     let t =
         tuned(ts).ok_or_else(|| WebError::Refused("there is no fine-tuned model yet".into()))?;
-    let bytes = weights::to_bytes_async(&t.model, weights::Precision::F32).await?;
-    let mut card = t.card.clone();
+    let bytes = t.weights.clone();
+    let mut card = t.classifier.card.clone();
     card.weights_bytes = bytes.len();
     let json = serde_json::to_vec_pretty(&card).map_err(|e| WebError::Json {
         what: "the model card".into(),
@@ -83,9 +87,8 @@ pub async fn export(ts: TrainState) -> Result<Export, WebError> {
 pub async fn load_weights(ts: TrainState, app: AppState, files: Vec<web_sys::File>) {
     ts.weights_error.set(None);
     match weights_from(app, files).await {
-        Ok((classifier, name)) => {
-            ts.handles
-                .update_value(|h| h.tuned = Some(Rc::new(classifier)));
+        Ok((tuned, name)) => {
+            ts.handles.update_value(|h| h.tuned = Some(Rc::new(tuned)));
             ts.tuned.set(Some(format!(
                 "loaded from {name} on {}",
                 app.backend.get_untracked().label()
@@ -98,7 +101,7 @@ pub async fn load_weights(ts: TrainState, app: AppState, files: Vec<web_sys::Fil
 async fn weights_from(
     app: AppState,
     files: Vec<web_sys::File>,
-) -> Result<(Classifier, String), WebError> {
+) -> Result<(Tuned, String), WebError> {
     let shipped = app.card.get_untracked().ok_or(WebError::ModelNotLoaded)?;
     let (cards, others): (Vec<_>, Vec<_>) = files
         .into_iter()
@@ -113,8 +116,14 @@ async fn weights_from(
     let bytes = browser::read_file(&weights_file).await?;
     let device = engine::device(app.backend.get_untracked()).await?;
     let name = weights_file.name();
-    let mut classifier = Classifier::load_user(card.as_deref(), bytes, &shipped, device)
+    let mut classifier = Classifier::load_user(card.as_deref(), bytes.clone(), &shipped, device)
         .map_err(|e| WebError::Model(format!("{name}: {e}")))?;
     classifier.card.name = format!("loaded from {name}");
-    Ok((classifier, name))
+    Ok((
+        Tuned {
+            classifier,
+            weights: bytes,
+        },
+        name,
+    ))
 }
