@@ -495,6 +495,105 @@ fn cv_trains_every_fold_by_patient_and_resumes() {
     assert_eq!(again.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert_eq!(stderr.matches("done, read from").count(), 3, "{stderr}");
+
+    // A second run on the same folds (label smoothing), then the ensemble of both: each
+    // held-out image's margin is the mean of the two models' margins.
+    let ls_dir = tmp("cv-out-ls");
+    let ls = tiny(
+        &["cv", "--folds", "3"],
+        &data,
+        &ls_dir,
+        "1",
+        &["--label-smoothing", "0.1"],
+    );
+    assert_eq!(
+        ls.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
+    let ens_dir = tmp("cv-ensemble");
+    let ensemble = |members: [&Path; 2], seed: &str| {
+        xray(&[
+            "cv-ensemble",
+            "--members",
+            members[0].to_str().unwrap(),
+            members[1].to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--folds",
+            "3",
+            "--seed",
+            seed,
+            "--out",
+            ens_dir.to_str().unwrap(),
+        ])
+    };
+    let out = ensemble([&out_dir, &ls_dir], "42");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ens_dir.join("cv.json")).unwrap()).unwrap();
+    let folds = report["folds"].as_array().unwrap();
+    assert!(
+        folds
+            .iter()
+            .all(|f| f["n"] == 4 && f["patients"] == 2 && f["stress"].is_object())
+    );
+    let margins = |dir: &Path, k: usize| -> Vec<(String, f64)> {
+        let p: Vec<serde_json::Value> = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("fold-{k}/val_predictions.json"))).unwrap(),
+        )
+        .unwrap();
+        let mut m: Vec<(String, f64)> = p
+            .iter()
+            .map(|v| {
+                (
+                    v["file"].as_str().unwrap().to_string(),
+                    v["margin"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        m
+    };
+    for k in 1..=3 {
+        let (a, b, e) = (
+            margins(&out_dir, k),
+            margins(&ls_dir, k),
+            margins(&ens_dir, k),
+        );
+        assert_eq!(e.len(), 4);
+        for ((fa, ma), ((fb, mb), (fe, me))) in a.iter().zip(b.iter().zip(&e)) {
+            assert!(fa == fb && fb == fe, "fold {k}: {fa} {fb} {fe}");
+            assert!(
+                (me - (ma + mb) / 2.0).abs() < 1e-3,
+                "fold {k}, {fe}: {me} vs {ma}, {mb}"
+            );
+        }
+        let cal: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(ens_dir.join(format!("fold-{k}/ensemble.json"))).unwrap(),
+        )
+        .unwrap();
+        assert!(cal["threshold"].as_f64().unwrap() > 0.0 && cal["band"].is_object());
+    }
+    // Runs whose folds differ (another seed) are refused, with the reason.
+    let other = ensemble([&out_dir, &ls_dir], "7");
+    assert_eq!(
+        other.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("held out other files"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
 }
 
 #[test]

@@ -84,6 +84,8 @@ mod native {
         Train(cli::train::TrainArgs),
         /// K-fold cross-validation by patient with train's options (resumable with --resume).
         Cv(cli::cv::CvArgs),
+        /// Score ensembles of finished `cv` runs' models on the same folds (trains nothing).
+        CvEnsemble(cli::cv::EnsembleArgs),
         /// Write the bundle of real X-rays the page fine-tunes on (public/train).
         Subset(cli::subset::SubsetArgs),
         /// Write the page's gallery (public/samples): held-out X-rays, one per patient.
@@ -330,6 +332,13 @@ mod native {
             }
             Command::Cv(args) => {
                 let report = cli::cv::run(&args)?;
+                for line in cli::cv::lines(&report) {
+                    println!("{line}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::CvEnsemble(args) => {
+                let report = cli::cv::ensemble(&args)?;
                 for line in cli::cv::lines(&report) {
                     println!("{line}");
                 }

@@ -77,7 +77,7 @@ impl Scorer<'_> {
         ))
     }
 
-    /// Metrics and intervals of predictions.
+    /// Metrics and intervals of predictions at the scorer's threshold.
     pub fn evaluation(
         &self,
         probs: &[f32],
@@ -85,13 +85,7 @@ impl Scorer<'_> {
         patients: &[String],
         seed: u64,
     ) -> Evaluation {
-        let ci = intervals::bootstrap(probs, labels, patients, self.threshold, RESAMPLES, seed);
-        Evaluation {
-            metrics: metrics::evaluate(probs, labels, self.threshold),
-            patients: ci.patients,
-            ci,
-            stress: None,
-        }
+        evaluation(probs, labels, patients, self.threshold, seed)
     }
 
     /// The labels of the usable `samples` and, for every stress condition, their margins
@@ -123,18 +117,47 @@ impl Scorer<'_> {
     /// Re-scores `samples` under every stress condition.
     pub fn stress(&self, samples: &[dataset::Sample]) -> Result<StressReport, CliError> {
         let (labels, margins) = self.stress_margins(samples)?;
-        let results = margins
-            .into_iter()
-            .map(|(name, m)| {
-                let probs = metrics::probabilities(&m, self.temperature);
-                StressResult {
-                    condition: name.to_string(),
-                    metrics: metrics::evaluate(&probs, &labels, self.threshold),
-                }
-            })
-            .collect();
-        Ok(StressReport::new(results))
+        Ok(stress_report(
+            &margins,
+            &labels,
+            self.temperature,
+            self.threshold,
+        ))
     }
+}
+
+/// Metrics of calibrated predictions at `threshold`, with 95 % intervals resampling patients.
+pub fn evaluation(
+    probs: &[f32],
+    labels: &[bool],
+    patients: &[String],
+    threshold: f32,
+    seed: u64,
+) -> Evaluation {
+    let ci = intervals::bootstrap(probs, labels, patients, threshold, RESAMPLES, seed);
+    Evaluation {
+        metrics: metrics::evaluate(probs, labels, threshold),
+        patients: ci.patients,
+        ci,
+        stress: None,
+    }
+}
+
+/// The stress test's report from the margins under each condition.
+pub fn stress_report(
+    margins: &StressMargins,
+    labels: &[bool],
+    temperature: f32,
+    threshold: f32,
+) -> StressReport {
+    let results = margins
+        .iter()
+        .map(|(name, m)| StressResult {
+            condition: name.to_string(),
+            metrics: metrics::evaluate(&metrics::probabilities(m, temperature), labels, threshold),
+        })
+        .collect();
+    StressReport::new(results)
 }
 
 /// The patient of each sample.

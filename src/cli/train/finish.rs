@@ -30,31 +30,31 @@ pub struct Validation<'a> {
     pub files: Vec<dataset::Sample>,
 }
 
-/// Temperature, threshold and band, fitted on `best`'s validation margins clean and under
+/// Temperature, threshold and band, fitted on a model's validation margins clean and under
 /// every stress condition together: a choice that suits only the clean images of one site is
 /// what fails first elsewhere.
-struct Calibration {
-    temperature: f32,
-    threshold: f32,
-    band: UncertainBand,
+pub struct Calibration {
+    /// Temperature (minimum NLL on the pooled margins).
+    pub temperature: f32,
+    /// Threshold on P(pneumonia) (maximum balanced accuracy on the pooled set).
+    pub threshold: f32,
+    /// The "uncertain" band.
+    pub band: UncertainBand,
 }
 
-fn calibrate(
-    scorer: &report::Scorer,
-    val: &Validation,
+/// Fits the [`Calibration`] to the clean margins and labels of a validation set and to its
+/// margins under each stress condition (labels `stress_labels`).
+pub fn calibrate(
     clean_margins: &[f32],
-) -> Result<Calibration, CliError> {
-    eprintln!(
-        "calibrating on {} validation images, clean and under {} stress conditions",
-        val.files.len(),
-        stress::CONDITIONS.len()
-    );
-    let (stress_labels, stress_margins) = scorer.stress_margins(&val.files)?;
+    clean_labels: &[bool],
+    stress_labels: &[bool],
+    stress_margins: &report::StressMargins,
+) -> Calibration {
     let mut pooled_margins = clean_margins.to_vec();
-    let mut pooled_labels = val.set.labels.clone();
-    for (_, m) in &stress_margins {
+    let mut pooled_labels = clean_labels.to_vec();
+    for (_, m) in stress_margins {
         pooled_margins.extend_from_slice(m);
-        pooled_labels.extend_from_slice(&stress_labels);
+        pooled_labels.extend_from_slice(stress_labels);
     }
     let temperature = metrics::fit_temperature(&pooled_margins, &pooled_labels);
     let pooled_probs = metrics::probabilities(&pooled_margins, temperature);
@@ -62,17 +62,17 @@ fn calibrate(
     let clean_probs = metrics::probabilities(clean_margins, temperature);
     let band = band::fit_all(
         &[
-            (&clean_probs, &val.set.labels),
+            (&clean_probs, clean_labels),
             (&pooled_probs, &pooled_labels),
         ],
         threshold,
         MAX_ERROR_OUTSIDE_BAND,
     );
-    Ok(Calibration {
+    Calibration {
         temperature,
         threshold,
         band,
-    })
+    }
 }
 
 /// The weights as stored: f16 unless that loses more than 0.1 point of accuracy or AUC.
@@ -164,7 +164,18 @@ pub fn finish(
         tta: usize::from(args.tta),
     };
     let best_margins = raw.margins(&val.set.images)?;
-    let cal = calibrate(&raw, val, &best_margins)?;
+    eprintln!(
+        "calibrating on {} validation images, clean and under {} stress conditions",
+        val.files.len(),
+        stress::CONDITIONS.len()
+    );
+    let (stress_labels, stress_margins) = raw.stress_margins(&val.files)?;
+    let cal = calibrate(
+        &best_margins,
+        &val.set.labels,
+        &stress_labels,
+        &stress_margins,
+    );
     let stored = store(&raw, &best_margins, config, val, &cal)?;
     let (temperature, threshold) = (cal.temperature, cal.threshold);
     let probs = metrics::probabilities(&stored.margins, temperature);

@@ -22,6 +22,7 @@ use crate::ml::{
     weights,
 };
 use checkpoint::{Checkpoint, State};
+pub use finish::{Calibration, calibrate};
 
 /// Options of `xray train`.
 #[derive(Debug, Clone, clap::Args)]
