@@ -33,6 +33,21 @@ fn samples() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Asserts that a run of the CLI exited 0, showing what it printed on stderr otherwise.
+fn assert_success(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A JSON file the CLI wrote.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xray-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -134,12 +149,7 @@ fn the_shipped_model_gets_the_held_out_samples_mostly_right() {
 fn eval_json_reports_every_metric() {
     let dir = class_folder("eval", 4);
     let out = xray(&["eval", "--json", dir.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     let m: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(m["n"], 8);
@@ -195,14 +205,8 @@ fn train_tiny_run_writes_a_loadable_model() {
     let data = class_folder("train-data", 6);
     let out_dir = tmp("train-out");
     let out = train_tiny(&data, &out_dir, &["--val-fraction", "0.34"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("card.json")).unwrap()).unwrap();
+    assert_success(&out);
+    let card: serde_json::Value = read_json(&out_dir.join("card.json"));
     assert_eq!(card["history"].as_array().unwrap().len(), 2);
     assert_eq!(card["training"]["data"]["val_normal"], 2);
     assert!(out_dir.join("history.csv").is_file());
@@ -220,14 +224,8 @@ fn training_is_deterministic_for_a_seed() {
     let run = |name: &str, seed: &str| {
         let out_dir = tmp(name);
         let out = train_tiny(&data, &out_dir, &["--val-fraction", "0.4", "--seed", seed]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let history: Vec<serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(out_dir.join("history.json")).unwrap()).unwrap();
+        assert_success(&out);
+        let history: Vec<serde_json::Value> = read_json(&out_dir.join("history.json"));
         let losses: Vec<f64> = history
             .iter()
             .map(|h| h["train_loss"].as_f64().unwrap())
@@ -362,12 +360,7 @@ fn predict_json_handles_the_whole_hostile_corpus() {
 fn eval_json_adds_patient_bootstrap_intervals_and_the_stress_test() {
     let dir = class_folder("eval-ci", 4);
     let out = xray(&["eval", "--json", "--stress", dir.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     let m: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(m["patients"], 8);
@@ -410,14 +403,8 @@ fn a_trained_card_carries_intervals_stress_band_and_scope_and_predict_says_uncer
     let data = class_folder("band-data", 6);
     let out_dir = tmp("band-out");
     let out = train_tiny(&data, &out_dir, &["--val-fraction", "0.34"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("card.json")).unwrap()).unwrap();
+    assert_success(&out);
+    let card: serde_json::Value = read_json(&out_dir.join("card.json"));
     assert!(card["validation_ci"]["accuracy"].is_array());
     assert_eq!(card["stress"]["conditions"].as_array().unwrap().len(), 11);
     assert!(card["scope"].as_str().unwrap().contains("one hospital"));
@@ -428,9 +415,7 @@ fn a_trained_card_carries_intervals_stress_band_and_scope_and_predict_says_uncer
     );
     assert!(lo <= hi);
     assert!(band["error_outside"].as_f64().unwrap() <= 0.02 + 1e-12);
-    let predictions: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(out_dir.join("val_predictions.json")).unwrap())
-            .unwrap();
+    let predictions: Vec<serde_json::Value> = read_json(&out_dir.join("val_predictions.json"));
     assert_eq!(predictions.len(), 4);
     let s = samples();
     let files: Vec<&str> = s.iter().map(|(f, _)| f.as_str()).collect();
@@ -469,14 +454,8 @@ fn cv_trains_every_fold_by_patient_and_resumes() {
     let out_dir = tmp("cv-out");
     let cv = |extra: &[&str]| tiny(&["cv", "--folds", "3"], &data, &out_dir, "1", extra);
     let out = cv(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("cv.json")).unwrap()).unwrap();
+    assert_success(&out);
+    let report: serde_json::Value = read_json(&out_dir.join("cv.json"));
     let folds = report["folds"].as_array().unwrap();
     assert_eq!(folds.len(), 3);
     // Each fold holds out one patient of each class: 2 + 2 images.
@@ -506,12 +485,7 @@ fn cv_trains_every_fold_by_patient_and_resumes() {
         "1",
         &["--label-smoothing", "0.1"],
     );
-    assert_eq!(
-        ls.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ls.stderr)
-    );
+    assert_success(&ls);
     let ens_dir = tmp("cv-ensemble");
     let ensemble = |members: [&Path; 2], seed: &str| {
         xray(&[
@@ -530,14 +504,8 @@ fn cv_trains_every_fold_by_patient_and_resumes() {
         ])
     };
     let out = ensemble([&out_dir, &ls_dir], "42");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ens_dir.join("cv.json")).unwrap()).unwrap();
+    assert_success(&out);
+    let report: serde_json::Value = read_json(&ens_dir.join("cv.json"));
     let folds = report["folds"].as_array().unwrap();
     assert!(
         folds
@@ -545,10 +513,8 @@ fn cv_trains_every_fold_by_patient_and_resumes() {
             .all(|f| f["n"] == 4 && f["patients"] == 2 && f["stress"].is_object())
     );
     let margins = |dir: &Path, k: usize| -> Vec<(String, f64)> {
-        let p: Vec<serde_json::Value> = serde_json::from_slice(
-            &std::fs::read(dir.join(format!("fold-{k}/val_predictions.json"))).unwrap(),
-        )
-        .unwrap();
+        let p: Vec<serde_json::Value> =
+            read_json(&dir.join(format!("fold-{k}/val_predictions.json")));
         let mut m: Vec<(String, f64)> = p
             .iter()
             .map(|v| {
@@ -575,10 +541,7 @@ fn cv_trains_every_fold_by_patient_and_resumes() {
                 "fold {k}, {fe}: {me} vs {ma}, {mb}"
             );
         }
-        let cal: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(ens_dir.join(format!("fold-{k}/ensemble.json"))).unwrap(),
-        )
-        .unwrap();
+        let cal: serde_json::Value = read_json(&ens_dir.join(format!("fold-{k}/ensemble.json")));
         assert!(cal["threshold"].as_f64().unwrap() > 0.0 && cal["band"].is_object());
     }
     // Runs whose folds differ (another seed) are refused, with the reason.
