@@ -354,6 +354,96 @@ fn the_fused_model_computes_what_it_was_fused_from() {
     }
 }
 
+/// The CPU kernels the fused model runs on compute what Burn's convolution and max-pool do:
+/// each kernel size and stride, with and without the ReLU, padded (evenly and not) and not,
+/// widths that are and are not a multiple of four, channel counts that are not, a batch of two.
+#[test]
+fn the_cpu_kernels_compute_what_burn_does() {
+    use burn::nn::{PaddingConfig2d, conv::Conv2dConfig, pool::MaxPool2dConfig};
+    use xray_web::ml::cpu_kernels;
+    let device = Device::flex();
+    device.seed(3);
+    for (cin, cout, k, stride, pad, h, w) in [
+        (16, 16, 3, 1, [1, 1, 1, 1], 32, 32),
+        (3, 6, 3, 1, [1, 1, 1, 1], 9, 7),
+        (4, 16, 4, 1, [0, 0, 0, 0], 35, 35),
+        (5, 7, 4, 1, [2, 1, 0, 3], 6, 11),
+        (2, 5, 3, 1, [0, 0, 0, 0], 3, 3),
+        (16, 32, 3, 2, [1, 1, 1, 1], 32, 32),
+        (3, 5, 3, 2, [1, 1, 1, 1], 9, 13),
+        (4, 6, 3, 2, [0, 2, 1, 0], 8, 7),
+        (16, 32, 1, 2, [0, 0, 0, 0], 32, 32),
+        (3, 9, 1, 2, [0, 0, 0, 0], 7, 5),
+        (8, 4, 1, 1, [0, 0, 0, 0], 5, 6),
+    ] {
+        let [t, l, b, r] = pad;
+        let conv = Conv2dConfig::new([cin, cout], [k, k])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+            .init(&device);
+        let x = Tensor::<4>::random(
+            [2, cin, h, w],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        for relu in [false, true] {
+            let mut want = conv.forward(x.clone());
+            if relu {
+                want = burn::tensor::activation::relu(want);
+            }
+            let got = cpu_kernels::conv2d(&conv, x.clone(), relu);
+            assert_eq!(
+                got.dims(),
+                want.dims(),
+                "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}"
+            );
+            let d = relative_diff(
+                &want.into_data().try_to_vec::<f32>().unwrap(),
+                &got.into_data().try_to_vec::<f32>().unwrap(),
+            );
+            assert!(
+                d < 1e-5,
+                "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}, relu {relu}: differs by {d}"
+            );
+        }
+        // The end of a block: the residual added before the ReLU.
+        let residual = Tensor::<4>::random(
+            conv.forward(x.clone()).dims(),
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let want = burn::tensor::activation::relu(conv.forward(x.clone()) + residual.clone());
+        let got = cpu_kernels::conv2d_add_relu(&conv, x.clone(), residual);
+        let d = relative_diff(
+            &want.into_data().try_to_vec::<f32>().unwrap(),
+            &got.into_data().try_to_vec::<f32>().unwrap(),
+        );
+        assert!(
+            d < 1e-5,
+            "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w} with a residual: differs by {d}"
+        );
+    }
+    let pool = MaxPool2dConfig::new([3, 3])
+        .with_strides([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init();
+    for (h, w) in [(64, 64), (7, 10), (1, 1), (2, 5)] {
+        let x = Tensor::<4>::random(
+            [2, 3, h, w],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let want = pool.forward(x.clone());
+        let got = cpu_kernels::max_pool2d(&pool, x);
+        assert_eq!(got.dims(), want.dims(), "pool at {h}x{w}");
+        assert_eq!(
+            want.into_data().try_to_vec::<f32>().unwrap(),
+            got.into_data().try_to_vec::<f32>().unwrap(),
+            "pool at {h}x{w}"
+        );
+    }
+}
+
 /// Native wgpu (Vulkan through lavapipe here, any GPU elsewhere) agrees with the CPU backend.
 /// Set XRAY_SKIP_WGPU=1 only on machines that have no Vulkan driver at all.
 #[test]

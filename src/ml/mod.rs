@@ -7,6 +7,7 @@ pub mod card;
 pub mod class;
 pub mod classifier;
 pub mod containers;
+pub mod cpu_kernels;
 pub mod dicom;
 pub mod eval;
 pub mod explain;

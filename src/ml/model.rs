@@ -19,7 +19,7 @@ use burn::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::class::CLASSES;
+use super::{class::CLASSES, cpu_kernels};
 
 /// The ResNet depths this crate builds.
 #[derive(
@@ -213,8 +213,35 @@ pub enum Block {
 /// A convolution and the batch norm after it; the convolution alone once
 /// [`ResNet::fuse`] has folded the norm into it.
 fn conv_bn(conv: &Conv2d, bn: &BatchNorm, fused: bool, x: Tensor<4>) -> Tensor<4> {
-    let y = conv.forward(x);
-    if fused { y } else { bn.forward(y) }
+    if fused {
+        cpu_kernels::conv2d(conv, x, false)
+    } else {
+        bn.forward(conv.forward(x))
+    }
+}
+
+/// [`conv_bn`] and a ReLU after it (in the same pass over the output once fused).
+fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm, fused: bool, x: Tensor<4>) -> Tensor<4> {
+    if fused {
+        cpu_kernels::conv2d(conv, x, true)
+    } else {
+        Relu::new().forward(bn.forward(conv.forward(x)))
+    }
+}
+
+/// The end of a block: `relu(conv_bn(x) + identity)` (in one pass over the output once fused).
+fn conv_bn_add_relu(
+    conv: &Conv2d,
+    bn: &BatchNorm,
+    fused: bool,
+    x: Tensor<4>,
+    identity: Tensor<4>,
+) -> Tensor<4> {
+    if fused {
+        cpu_kernels::conv2d_add_relu(conv, x, identity)
+    } else {
+        Relu::new().forward(bn.forward(conv.forward(x)) + identity)
+    }
 }
 
 /// `conv` with the inference-mode `bn` after it folded in: the same function of the input, in
@@ -262,6 +289,9 @@ fn stem_kernel_to_depth(w: Tensor<4>) -> Tensor<4> {
 /// - input `[batch, channels, h, w]`
 /// - output `[batch, 4 · channels, (h + 7) / 2, (w + 7) / 2]` (rounded down)
 fn space_to_depth(x: Tensor<4>) -> Tensor<4> {
+    if let Some(y) = cpu_kernels::space_to_depth(&x, STEM_PAD) {
+        return y;
+    }
     let [batch, channels, h, w] = x.dims();
     let (ph, pw) = (h + 2 * STEM_PAD, w + 2 * STEM_PAD);
     let (ph, pw) = (ph + ph % 2, pw + pw % 2);
@@ -357,16 +387,14 @@ impl Block {
         match self {
             Block::Basic(b) => {
                 let identity = shortcut(&b.downsample, x.clone());
-                let out = b.relu.forward(conv_bn(&b.conv1, &b.bn1, b.fused, x));
-                let out = conv_bn(&b.conv2, &b.bn2, b.fused, out);
-                b.relu.forward(out + identity)
+                let out = conv_bn_relu(&b.conv1, &b.bn1, b.fused, x);
+                conv_bn_add_relu(&b.conv2, &b.bn2, b.fused, out, identity)
             }
             Block::Bottleneck(b) => {
                 let identity = shortcut(&b.downsample, x.clone());
-                let out = b.relu.forward(conv_bn(&b.conv1, &b.bn1, b.fused, x));
-                let out = b.relu.forward(conv_bn(&b.conv2, &b.bn2, b.fused, out));
-                let out = conv_bn(&b.conv3, &b.bn3, b.fused, out);
-                b.relu.forward(out + identity)
+                let out = conv_bn_relu(&b.conv1, &b.bn1, b.fused, x);
+                let out = conv_bn_relu(&b.conv2, &b.bn2, b.fused, out);
+                conv_bn_add_relu(&b.conv3, &b.bn3, b.fused, out, identity)
             }
         }
     }
@@ -459,10 +487,12 @@ impl ResNet {
     ///   stem's `[batch, width, size / 4, size / 4]` for `stages` = 0)
     pub fn trunk(&self, x: Tensor<4>, stages: usize) -> Tensor<4> {
         let x = if self.fused { space_to_depth(x) } else { x };
-        let x = self
-            .relu
-            .forward(conv_bn(&self.conv1, &self.bn1, self.fused, x));
-        let x = self.maxpool.forward(x);
+        let x = conv_bn_relu(&self.conv1, &self.bn1, self.fused, x);
+        let x = if self.fused {
+            cpu_kernels::max_pool2d(&self.maxpool, x)
+        } else {
+            self.maxpool.forward(x)
+        };
         self.stages
             .iter()
             .take(stages)
