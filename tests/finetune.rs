@@ -203,9 +203,7 @@ fn shipped_model_is_strong_on_the_bundled_validation_part() {
     let card = card();
     let device = Device::flex();
     let (_, val, _) = bundle();
-    let model = weights::from_bytes(shipped::weights(), &card.model, &device)
-        .expect("weights")
-        .valid();
+    let model = shipped::model(&device);
     let imgs: Vec<&[f32]> = val.iter().map(|e| e.pixels.as_slice()).collect();
     let probs = block_on(finetune::probabilities(
         &model,

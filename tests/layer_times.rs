@@ -27,7 +27,7 @@ use burn::{
 };
 use support::shipped;
 use wasm_bindgen_test::*;
-use xray_web::ml::{classifier::Classifier, cpu_kernels, preprocess, weights};
+use xray_web::ml::{classifier::Classifier, cpu_kernels, preprocess};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -61,9 +61,7 @@ async fn where_the_cpu_time_goes() {
     let device = Device::flex();
     let card = shipped::card();
     let size = card.model.input_size;
-    let model = weights::from_bytes(shipped::weights(), &card.model, &device)
-        .unwrap()
-        .valid();
+    let model = shipped::model(&device);
     let fused = model.clone().fuse();
     let image: Vec<f32> = (0..size * size)
         .map(|i| ((i * 7919) % 255) as f32 / 128.0 - 1.0)

@@ -24,17 +24,18 @@ fn random_batch(n: usize, size: usize, seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// A tensor's values, read back.
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
 fn logits(
     model: &xray_web::ml::model::ResNet,
     x: &[Vec<f32>],
     size: usize,
     device: &Device,
 ) -> Vec<f32> {
-    model
-        .forward(preprocess::batch_tensor(x, size, device))
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap()
+    values(model.forward(preprocess::batch_tensor(x, size, device)))
 }
 
 #[test]
@@ -266,11 +267,7 @@ fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
 
 fn trunk(model: &ResNet, x: &[Vec<f32>], size: usize, stages: usize) -> Vec<f32> {
     let device = Device::flex();
-    model
-        .trunk(preprocess::batch_tensor(x, size, &device), stages)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap()
+    values(model.trunk(preprocess::batch_tensor(x, size, &device), stages))
 }
 
 #[test]
@@ -279,9 +276,7 @@ fn the_fused_model_computes_what_it_was_fused_from() {
     // The shipped weights: real batch-norm statistics, on real X-rays.
     let card = shipped::card();
     let size = card.model.input_size;
-    let model = weights::from_bytes(shipped::weights(), &card.model, &device)
-        .unwrap()
-        .valid();
+    let model = shipped::model(&device);
     let fused = model.clone().fuse();
     assert!(fused.is_fused() && !model.is_fused());
     let (images, _) = real_batch(3, size);
@@ -397,10 +392,7 @@ fn the_cpu_kernels_compute_what_burn_does() {
                 want.dims(),
                 "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}"
             );
-            let d = relative_diff(
-                &want.into_data().try_to_vec::<f32>().unwrap(),
-                &got.into_data().try_to_vec::<f32>().unwrap(),
-            );
+            let d = relative_diff(&values(want), &values(got));
             assert!(
                 d < 1e-5,
                 "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}, relu {relu}: differs by {d}"
@@ -414,10 +406,7 @@ fn the_cpu_kernels_compute_what_burn_does() {
         );
         let want = burn::tensor::activation::relu(conv.forward(x.clone()) + residual.clone());
         let got = cpu_kernels::conv2d_add_relu(&conv, x.clone(), residual);
-        let d = relative_diff(
-            &want.into_data().try_to_vec::<f32>().unwrap(),
-            &got.into_data().try_to_vec::<f32>().unwrap(),
-        );
+        let d = relative_diff(&values(want), &values(got));
         assert!(
             d < 1e-5,
             "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w} with a residual: differs by {d}"
@@ -436,11 +425,7 @@ fn the_cpu_kernels_compute_what_burn_does() {
         let want = pool.forward(x.clone());
         let got = cpu_kernels::max_pool2d(&pool, x);
         assert_eq!(got.dims(), want.dims(), "pool at {h}x{w}");
-        assert_eq!(
-            want.into_data().try_to_vec::<f32>().unwrap(),
-            got.into_data().try_to_vec::<f32>().unwrap(),
-            "pool at {h}x{w}"
-        );
+        assert_eq!(values(want), values(got), "pool at {h}x{w}");
     }
 }
 

@@ -1,7 +1,8 @@
 //! What the project ships and the tests read: the model card, the weights and the gallery's
 //! X-rays with their labels. Compiled for both targets (the browser tests embed the files).
 
-use xray_web::ml::{card::ModelCard, class::Class, subset::GalleryItem};
+use burn::prelude::*;
+use xray_web::ml::{card::ModelCard, class::Class, model::ResNet, subset::GalleryItem, weights};
 
 /// The shipped model card.
 pub const CARD: &[u8] = include_bytes!("../../public/model/card.json");
@@ -26,6 +27,13 @@ pub fn weights() -> Vec<u8> {
 #[cfg(target_arch = "wasm32")]
 pub fn weights() -> Vec<u8> {
     include_bytes!("../../public/model/model.bpk").to_vec()
+}
+
+/// The shipped model on `device`, in inference mode, as trained (not fused).
+pub fn model(device: &Device) -> ResNet {
+    weights::from_bytes(weights(), &card().model, device)
+        .expect("the shipped weights load")
+        .valid()
 }
 
 /// One gallery X-ray.
