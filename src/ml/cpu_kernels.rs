@@ -94,8 +94,8 @@ fn direct_conv(
     };
     let [batch, cin, h, w] = x.dims();
     let weight = conv.weight.val();
-    let [cout, wcin, _, _] = weight.dims();
-    if wcin != cin || cout == 0 {
+    let [cout, wcin, wkh, wkw] = weight.dims();
+    if wcin != cin || [wkh, wkw] != [kh, kw] || cout == 0 {
         return None;
     }
     let s = ConvShape {
@@ -115,7 +115,8 @@ fn direct_conv(
     let xt = on_cpu(x)?;
     let wt = on_cpu(&weight)?;
     let bias = match &conv.bias {
-        Some(b) => slice(&on_cpu(&b.val())?).to_vec(),
+        Some(b) if b.dims() == [cout] => slice(&on_cpu(&b.val())?).to_vec(),
+        Some(_) => return None,
         None => vec![0.0; cout],
     };
     let (xs, ws) = (slice(&xt), slice(&wt));
