@@ -51,6 +51,7 @@ mod lanes {
                 #[cfg(not(target_feature = "relaxed-simd"))]
                 return Self(f32x4_add(self.0, f32x4_mul(a.0, b.0)));
             }
+            /// Lane by lane, NaN if either is.
             #[inline(always)]
             pub fn max(self, o: Self) -> Self {
                 Self(f32x4_max(self.0, o.0))
@@ -86,9 +87,12 @@ mod lanes {
             pub fn mul_add(self, a: Self, b: Self) -> Self {
                 Self(std::array::from_fn(|i| self.0[i] + a.0[i] * b.0[i]))
             }
+            /// Lane by lane, NaN if either is (as WebAssembly's `f32x4.max`).
             #[inline(always)]
             pub fn max(self, o: Self) -> Self {
-                Self(std::array::from_fn(|i| self.0[i].max(o.0[i])))
+                Self(std::array::from_fn(|i| {
+                    super::super::max_nan(self.0[i], o.0[i])
+                }))
             }
         }
     }
@@ -383,7 +387,18 @@ pub fn max_pool_3x3_s2(x: &[f32], channels: usize, h: usize, w: usize) -> Vec<f3
             let inner = &mut cols[1..=w];
             inner.fill(f32::NEG_INFINITY);
             for y in rows {
-                for (m, &v) in inner.iter_mut().zip(&src[y * w..][..w]) {
+                let srow = &src[y * w..][..w];
+                let mut mv = inner.chunks_exact_mut(4);
+                let mut sv = srow.chunks_exact(4);
+                for (m, v) in (&mut mv).zip(&mut sv) {
+                    // SAFETY: both chunks hold four f32.
+                    unsafe {
+                        F4::load(m.as_ptr())
+                            .max(F4::load(v.as_ptr()))
+                            .store(m.as_mut_ptr())
+                    }
+                }
+                for (m, &v) in mv.into_remainder().iter_mut().zip(sv.remainder()) {
                     *m = max_nan(*m, v);
                 }
             }
