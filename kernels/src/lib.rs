@@ -2,7 +2,7 @@
 //! (1×1 and 3×3 at stride 1 or 2, 4×4 at stride 1) with its bias and what follows it in a
 //! ResNet (a ReLU, or a residual and a ReLU), and ResNet's 3×3, stride-2 max-pool.
 //!
-//! Each convolution computes four output channels by eight output pixels at a time in 128-bit
+//! Each convolution computes four output channels by twelve output pixels at a time in 128-bit
 //! vectors: WebAssembly SIMD where the build has it (the page's), four-lane arrays the
 //! compiler vectorises elsewhere. They are a crate of their own so that Cargo can compile
 //! them at full speed inside a site built for size (`[profile.wasm-release.package.…]`);

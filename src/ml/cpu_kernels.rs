@@ -5,7 +5,7 @@
 //! the rewritten stem) and one 3×3 max-pool. Burn's CPU backend (flex) computes those through
 //! im2col and a general matrix multiply, and the pool through its indices; in wasm that is
 //! about 11 GFLOP/s and 0.6 ms. The kernels of the `xray-kernels` crate (`kernels/`) compute
-//! them directly on NCHW data, four output channels by eight output pixels at a time in 128-bit
+//! them directly on NCHW data, four output channels by twelve output pixels at a time in 128-bit
 //! vectors (WebAssembly SIMD in the page), with the bias and an optional ReLU applied as each
 //! output is stored: about 27 GFLOP/s in the page.
 //!
