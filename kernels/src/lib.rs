@@ -1,6 +1,7 @@
 //! xray-web's CPU inference kernels, on plain slices of NCHW data: an undilated convolution
 //! (1×1 and 3×3 at stride 1 or 2, 4×4 at stride 1) with its bias and what follows it in a
-//! ResNet (a ReLU, or a residual and a ReLU), and ResNet's 3×3, stride-2 max-pool.
+//! ResNet (a ReLU, or a residual and a ReLU), ResNet's 3×3, stride-2 max-pool, and the
+//! space-to-depth rearrangement of the fused model's stem.
 //!
 //! Each convolution computes four output channels by twelve output pixels at a time in 128-bit
 //! vectors: WebAssembly SIMD where the build has it (the page's), four-lane arrays the
