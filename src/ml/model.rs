@@ -10,12 +10,12 @@
 use burn::{
     module::Param,
     nn::{
-        BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
+        BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d,
         conv::{Conv2d, Conv2dConfig},
         pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig},
     },
     prelude::*,
-    tensor::ops::PadMode,
+    tensor::{activation::relu, ops::PadMode},
 };
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +135,6 @@ impl ResNetConfig {
                 .with_bias(false)
                 .init(device),
             bn1: BatchNormConfig::new(w).init(device),
-            relu: Relu::new(),
             maxpool: MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -174,7 +173,6 @@ pub struct BasicBlock {
     conv2: Conv2d,
     bn2: BatchNorm,
     downsample: Option<Downsample>,
-    relu: Relu,
     /// The batch norms are folded into the convolutions ([`ResNet::fuse`]).
     fused: bool,
 }
@@ -190,7 +188,6 @@ pub struct Bottleneck {
     conv3: Conv2d,
     bn3: BatchNorm,
     downsample: Option<Downsample>,
-    relu: Relu,
     /// The batch norms are folded into the convolutions ([`ResNet::fuse`]).
     fused: bool,
 }
@@ -225,7 +222,7 @@ fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm, fused: bool, x: Tensor<4>) -> Ten
     if fused {
         cpu_kernels::conv2d(conv, x, true)
     } else {
-        Relu::new().forward(bn.forward(conv.forward(x)))
+        relu(bn.forward(conv.forward(x)))
     }
 }
 
@@ -240,7 +237,7 @@ fn conv_bn_add_relu(
     if fused {
         cpu_kernels::conv2d_add_relu(conv, x, identity)
     } else {
-        Relu::new().forward(bn.forward(conv.forward(x)) + identity)
+        relu(bn.forward(conv.forward(x)) + identity)
     }
 }
 
@@ -344,7 +341,6 @@ impl Block {
                 conv3: conv(planes, out_ch, 1, 1, device),
                 bn3: BatchNormConfig::new(out_ch).init(device),
                 downsample,
-                relu: Relu::new(),
                 fused: false,
             })
         } else {
@@ -354,7 +350,6 @@ impl Block {
                 conv2: conv(planes, planes, 3, 1, device),
                 bn2: BatchNormConfig::new(planes).init(device),
                 downsample,
-                relu: Relu::new(),
                 fused: false,
             })
         }
@@ -420,7 +415,6 @@ impl Stage {
 pub struct ResNet {
     conv1: Conv2d,
     bn1: BatchNorm,
-    relu: Relu,
     maxpool: MaxPool2d,
     stages: Vec<Stage>,
     avgpool: AdaptiveAvgPool2d,
