@@ -189,9 +189,14 @@ impl ConvShape {
     }
 }
 
+/// Whether [`conv2d`] has an instance for a `kernel × kernel` convolution at `stride`: 1×1 and
+/// 3×3 at stride 1 or 2, 4×4 at stride 1.
+pub fn has_conv2d(kernel: usize, stride: usize) -> bool {
+    matches!((kernel, stride), (1, 1) | (1, 2) | (3, 1) | (3, 2) | (4, 1))
+}
+
 /// An undilated `kernel × kernel` convolution of one image at `stride`, with its bias and
-/// what comes `after` it; `None` for a kernel and stride it has no instance for (1×1 and 3×3
-/// at stride 1 or 2, 4×4 at stride 1).
+/// what comes `after` it; `None` where [`has_conv2d`] says it has no instance.
 ///
 /// Not generic and never inlined, so that its code is compiled here, at this crate's
 /// optimisation level, whatever the calling crate's.

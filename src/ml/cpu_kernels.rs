@@ -84,7 +84,7 @@ fn direct_conv(
     if kh != kw || sh != sw || conv.dilation != [1, 1] || conv.groups != 1 {
         return None;
     }
-    if !matches!((kh, sh), (1, 1) | (1, 2) | (3, 1) | (3, 2) | (4, 1)) {
+    if !xray_kernels::has_conv2d(kh, sh) {
         return None;
     }
     let pad = match &conv.padding {
@@ -160,7 +160,12 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         && !pool.ceil_mode
         && matches!(pool.padding, PaddingConfig2d::Explicit(1, 1, 1, 1));
     let [batch, channels, h, w] = x.dims();
-    match on_cpu(&x).filter(|_| resnets && h > 0 && w > 0) {
+    let cpu = if resnets && h > 0 && w > 0 {
+        on_cpu(&x)
+    } else {
+        None
+    };
+    match cpu {
         Some(xt) => {
             let xs = slice(&xt);
             let image = channels * h * w;
