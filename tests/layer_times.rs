@@ -4,7 +4,8 @@
 //! - the shipped model as trained and fused, through the stem and then 1 … 4 stages
 //!   (`ResNet::trunk`; each figure includes the ones before it);
 //! - each kind of convolution in the model, through Burn's CPU backend and through the crate's
-//!   kernels (`ml::cpu_kernels`), with the GFLOP/s of each;
+//!   kernels (`ml::cpu_kernels`: direct, and Winograd's for 3×3 at stride 1), with the GFLOP/s
+//!   of each (for Winograd's, the direct convolution's FLOPs over its time);
 //! - the page's whole analysis of one prepared image (`Classifier::analyse_prepared_async`).
 //!
 //! ```sh
@@ -101,7 +102,7 @@ async fn where_the_cpu_time_goes() {
         let name = format!("{k}x{k} stride {stride}, {cin} -> {cout} channels at {side}x{side}");
         let burn = time(&format!("{name}, Burn"), || conv.forward(x.clone())).await;
         let ours = time(&format!("{name}, kernels"), || {
-            cpu_kernels::conv2d(&conv, x.clone(), false)
+            cpu_kernels::conv2d(&conv, None, x.clone(), false)
         })
         .await;
         let [_, _, ho, wo] = conv.forward(x.clone()).dims();
@@ -114,6 +115,19 @@ async fn where_the_cpu_time_goes() {
             )
             .into(),
         );
+        if let Some(g) = cpu_kernels::winograd(&conv) {
+            let winograd = time(&format!("{name}, Winograd"), || {
+                cpu_kernels::conv2d(&conv, Some(&g), x.clone(), false)
+            })
+            .await;
+            web_sys::console::log_1(
+                &format!(
+                    "TIME   direct-equivalent GFLOP/s: Winograd {:.1}",
+                    gflop / winograd * 1e3
+                )
+                .into(),
+            );
+        }
     }
 
     // The page's analysis of one image (the figure the page shows as each row's time).

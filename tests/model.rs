@@ -361,6 +361,10 @@ fn the_cpu_kernels_compute_what_burn_does() {
     for (cin, cout, k, stride, pad, h, w) in [
         (16, 16, 3, 1, [1, 1, 1, 1], 32, 32),
         (3, 6, 3, 1, [1, 1, 1, 1], 9, 7),
+        (128, 128, 3, 1, [1, 1, 1, 1], 4, 4),
+        (32, 20, 3, 1, [1, 1, 1, 1], 16, 10),
+        (2, 3, 3, 1, [1, 1, 1, 1], 1, 2),
+        (3, 3, 3, 1, [1, 1, 0, 1], 6, 6),
         (4, 16, 4, 1, [0, 0, 0, 0], 35, 35),
         (5, 7, 4, 1, [2, 1, 0, 3], 6, 11),
         (2, 5, 3, 1, [0, 0, 0, 0], 3, 3),
@@ -381,37 +385,68 @@ fn the_cpu_kernels_compute_what_burn_does() {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
-        for relu in [false, true] {
-            let mut want = conv.forward(x.clone());
-            if relu {
-                want = burn::tensor::activation::relu(want);
+        // The Winograd kernel's weights exist for 3×3 at stride 1 with one pixel of padding.
+        let winograd = cpu_kernels::winograd(&conv);
+        assert_eq!(
+            winograd.is_some(),
+            (k, stride, pad) == (3, 1, [1; 4]),
+            "{cin}->{cout} {k}x{k} {pad:?}: Winograd weights"
+        );
+        for g in [None, winograd.as_ref()] {
+            let kernel = if g.is_some() { "Winograd" } else { "direct" };
+            for relu in [false, true] {
+                let mut want = conv.forward(x.clone());
+                if relu {
+                    want = burn::tensor::activation::relu(want);
+                }
+                let got = cpu_kernels::conv2d(&conv, g, x.clone(), relu);
+                assert_eq!(
+                    got.dims(),
+                    want.dims(),
+                    "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}"
+                );
+                let d = relative_diff(&values(want), &values(got));
+                assert!(
+                    d < 1e-5,
+                    "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}, relu {relu}, {kernel}: differs by {d}"
+                );
             }
-            let got = cpu_kernels::conv2d(&conv, x.clone(), relu);
-            assert_eq!(
-                got.dims(),
-                want.dims(),
-                "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}"
+            // The end of a block: the residual added before the ReLU.
+            let residual = Tensor::<4>::random(
+                conv.forward(x.clone()).dims(),
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
             );
+            let want = burn::tensor::activation::relu(conv.forward(x.clone()) + residual.clone());
+            let got = cpu_kernels::conv2d_add_relu(&conv, g, x.clone(), residual);
             let d = relative_diff(&values(want), &values(got));
             assert!(
                 d < 1e-5,
-                "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w}, relu {relu}: differs by {d}"
+                "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w} with a residual, {kernel}: differs by {d}"
             );
         }
-        // The end of a block: the residual added before the ReLU.
-        let residual = Tensor::<4>::random(
-            conv.forward(x.clone()).dims(),
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let want = burn::tensor::activation::relu(conv.forward(x.clone()) + residual.clone());
-        let got = cpu_kernels::conv2d_add_relu(&conv, x.clone(), residual);
-        let d = relative_diff(&values(want), &values(got));
-        assert!(
-            d < 1e-5,
-            "{cin}->{cout} {k}x{k} {pad:?} at {h}x{w} with a residual: differs by {d}"
-        );
     }
+    // Transformed weights of another shape are not used.
+    let conv = |cin, cout| {
+        Conv2dConfig::new([cin, cout], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device)
+    };
+    let a = conv(4, 8);
+    let x = Tensor::<4>::random(
+        [1, 4, 6, 6],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let wrong_shape = cpu_kernels::winograd(&conv(8, 4));
+    let d = relative_diff(
+        &values(a.forward(x.clone())),
+        &values(cpu_kernels::conv2d(&a, wrong_shape.as_ref(), x, false)),
+    );
+    assert!(
+        d < 1e-5,
+        "weights of another shape are ignored: differs by {d}"
+    );
     let pool = MaxPool2dConfig::new([3, 3])
         .with_strides([2, 2])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))

@@ -18,7 +18,8 @@ mod lanes {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     mod imp {
         use core::arch::wasm32::{
-            f32x4_add, f32x4_max, f32x4_mul, f32x4_splat, v128, v128_load, v128_store,
+            f32x4_add, f32x4_max, f32x4_mul, f32x4_splat, f32x4_sub, i32x4_shuffle, v128,
+            v128_load, v128_store,
         };
 
         #[derive(Clone, Copy)]
@@ -28,6 +29,13 @@ mod lanes {
             #[inline(always)]
             pub fn splat(v: f32) -> Self {
                 Self(f32x4_splat(v))
+            }
+            /// # Safety
+            /// `p` points at a readable f32.
+            #[inline(always)]
+            pub unsafe fn load_splat(p: *const f32) -> Self {
+                // SAFETY: the caller's contract.
+                Self(unsafe { core::arch::wasm32::v128_load32_splat(p.cast::<u32>()) })
             }
             /// # Safety
             /// `p` points at four readable f32.
@@ -57,6 +65,34 @@ mod lanes {
             pub fn max(self, o: Self) -> Self {
                 Self(f32x4_max(self.0, o.0))
             }
+            #[inline(always)]
+            pub fn add(self, o: Self) -> Self {
+                Self(f32x4_add(self.0, o.0))
+            }
+            #[inline(always)]
+            pub fn sub(self, o: Self) -> Self {
+                Self(f32x4_sub(self.0, o.0))
+            }
+            /// `[a0, b0, a1, b1]` and `[a2, b2, a3, b3]`.
+            #[inline(always)]
+            pub fn zip(self, b: Self) -> (Self, Self) {
+                (
+                    Self(i32x4_shuffle::<0, 4, 1, 5>(self.0, b.0)),
+                    Self(i32x4_shuffle::<2, 6, 3, 7>(self.0, b.0)),
+                )
+            }
+            /// Rows become columns.
+            #[inline(always)]
+            pub fn transpose([a, b, c, d]: [Self; 4]) -> [Self; 4] {
+                let (ab0, ab1) = a.zip(b);
+                let (cd0, cd1) = c.zip(d);
+                [
+                    Self(i32x4_shuffle::<0, 1, 4, 5>(ab0.0, cd0.0)),
+                    Self(i32x4_shuffle::<2, 3, 6, 7>(ab0.0, cd0.0)),
+                    Self(i32x4_shuffle::<0, 1, 4, 5>(ab1.0, cd1.0)),
+                    Self(i32x4_shuffle::<2, 3, 6, 7>(ab1.0, cd1.0)),
+                ]
+            }
         }
     }
 
@@ -69,6 +105,13 @@ mod lanes {
             #[inline(always)]
             pub fn splat(v: f32) -> Self {
                 Self([v; 4])
+            }
+            /// # Safety
+            /// `p` points at a readable f32.
+            #[inline(always)]
+            pub unsafe fn load_splat(p: *const f32) -> Self {
+                // SAFETY: the caller's contract.
+                Self([unsafe { p.read() }; 4])
             }
             /// # Safety
             /// `p` points at four readable f32.
@@ -95,6 +138,35 @@ mod lanes {
                     super::super::max_nan(self.0[i], o.0[i])
                 }))
             }
+            #[inline(always)]
+            pub fn add(self, o: Self) -> Self {
+                Self(std::array::from_fn(|i| self.0[i] + o.0[i]))
+            }
+            #[inline(always)]
+            pub fn sub(self, o: Self) -> Self {
+                Self(std::array::from_fn(|i| self.0[i] - o.0[i]))
+            }
+            /// `[a0, b0, a1, b1]` and `[a2, b2, a3, b3]`.
+            #[inline(always)]
+            pub fn zip(self, b: Self) -> (Self, Self) {
+                let a = self.0;
+                let b = b.0;
+                (
+                    Self([a[0], b[0], a[1], b[1]]),
+                    Self([a[2], b[2], a[3], b[3]]),
+                )
+            }
+            /// Rows become columns.
+            #[inline(always)]
+            pub fn transpose([a, b, c, d]: [Self; 4]) -> [Self; 4] {
+                let (a, b, c, d) = (a.0, b.0, c.0, d.0);
+                [
+                    Self([a[0], b[0], c[0], d[0]]),
+                    Self([a[1], b[1], c[1], d[1]]),
+                    Self([a[2], b[2], c[2], d[2]]),
+                    Self([a[3], b[3], c[3], d[3]]),
+                ]
+            }
         }
     }
 
@@ -102,6 +174,9 @@ mod lanes {
 }
 
 use lanes::F4;
+
+mod winograd;
+pub use winograd::{conv3x3_winograd, winograd_weights};
 
 /// Output channels computed together.
 const CO: usize = 4;

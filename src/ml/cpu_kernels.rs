@@ -16,6 +16,8 @@
 
 pub use xray_kernels::{After, ConvShape};
 
+use std::sync::Arc;
+
 use burn::{
     backend::{Flex, flex::FlexTensor},
     nn::{PaddingConfig2d, conv::Conv2d, pool::MaxPool2d},
@@ -41,15 +43,59 @@ fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().unwrap_or(&[])
 }
 
-/// `conv`'s output for `x`, with a ReLU after it if `apply_relu`: through
-/// [`xray_kernels::conv2d`] for an undilated, ungrouped convolution (1×1, 3×3 or 4×4, stride 1 or 2)
-/// of a CPU tensor outside autodiff, and through Burn's convolution otherwise.
+/// A 3×3, stride-1 convolution's weights as [`xray_kernels::conv3x3_winograd`] takes them,
+/// transformed once (when the model is fused) rather than at every call.
+#[derive(Clone)]
+pub struct Winograd {
+    /// `[16, cin, cout']` ([`xray_kernels::winograd_weights`]).
+    u: Arc<[f32]>,
+    cin: usize,
+    cout: usize,
+}
+
+impl std::fmt::Debug for Winograd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Winograd({} → {})", self.cin, self.cout)
+    }
+}
+
+/// `conv`'s weights for [`xray_kernels::conv3x3_winograd`], where `conv` is a 3×3, stride-1,
+/// undilated, ungrouped convolution with one pixel of padding whose weights are a CPU tensor
+/// outside autodiff; `None` otherwise (the convolution then runs as [`conv2d`] says).
+pub fn winograd(conv: &Conv2d) -> Option<Winograd> {
+    let same = conv.kernel_size == [3, 3]
+        && conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && matches!(conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1));
+    if !same {
+        return None;
+    }
+    let weight = conv.weight.val();
+    let [cout, cin, _, _] = weight.dims();
+    let wt = on_cpu(&weight)?;
+    Some(Winograd {
+        u: xray_kernels::winograd_weights(slice(&wt), cout, cin).into(),
+        cin,
+        cout,
+    })
+}
+
+/// `conv`'s output for `x`, with a ReLU after it if `apply_relu`: on a CPU tensor outside
+/// autodiff through [`xray_kernels::conv3x3_winograd`] where `winograd` holds `conv`'s
+/// transformed weights, through [`xray_kernels::conv2d`] for another undilated, ungrouped
+/// convolution (1×1, 3×3 or 4×4, stride 1 or 2); through Burn's convolution otherwise.
 ///
 /// # Shapes
 /// - input `[batch, cin, h, w]`
 /// - output `[batch, cout, ho, wo]`
-pub fn conv2d(conv: &Conv2d, x: Tensor<4>, apply_relu: bool) -> Tensor<4> {
-    match direct_conv(conv, &x, apply_relu, None) {
+pub fn conv2d(
+    conv: &Conv2d,
+    winograd: Option<&Winograd>,
+    x: Tensor<4>,
+    apply_relu: bool,
+) -> Tensor<4> {
+    match direct_conv(conv, winograd, &x, apply_relu, None) {
         Some(y) => y,
         None => {
             let y = conv.forward(x);
@@ -64,17 +110,24 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, apply_relu: bool) -> Tensor<4> {
 /// # Shapes
 /// - input `[batch, cin, h, w]`
 /// - `residual` and output `[batch, cout, ho, wo]`
-pub fn conv2d_add_relu(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
-    match direct_conv(conv, &x, true, Some(&residual)) {
+pub fn conv2d_add_relu(
+    conv: &Conv2d,
+    winograd: Option<&Winograd>,
+    x: Tensor<4>,
+    residual: Tensor<4>,
+) -> Tensor<4> {
+    match direct_conv(conv, winograd, &x, true, Some(&residual)) {
         Some(y) => y,
         None => relu(conv.forward(x) + residual),
     }
 }
 
-/// [`xray_kernels::conv2d`] on each image of `x`, then the residual (if any) and a ReLU (if
-/// `apply_relu` or a residual); `None` where the kernels do not apply.
+/// [`xray_kernels::conv3x3_winograd`] or [`xray_kernels::conv2d`] on each image of `x`, then
+/// the residual (if any) and a ReLU (if `apply_relu` or a residual); `None` where the kernels
+/// do not apply.
 fn direct_conv(
     conv: &Conv2d,
+    winograd: Option<&Winograd>,
     x: &Tensor<4>,
     apply_relu: bool,
     residual: Option<&Tensor<4>>,
@@ -120,6 +173,10 @@ fn direct_conv(
         None => vec![0.0; cout],
     };
     let (xs, ws) = (slice(&xt), slice(&wt));
+    // The transformed weights, where they are this convolution's.
+    let winograd = winograd.filter(|g| {
+        (kh, sh, pad) == (3, 1, [1; 4]) && (g.cin, g.cout) == (cin, cout) && (ho, wo) == (h, w)
+    });
     let rs = residual.as_ref().map(slice);
     let (image, out_image) = (cin * h * w, cout * ho * wo);
     let one = |i: usize| {
@@ -128,7 +185,11 @@ fn direct_conv(
             None if apply_relu => After::Relu,
             None => After::Nothing,
         };
-        xray_kernels::conv2d(&xs[i * image..][..image], ws, &bias, s, kh, sh, after)
+        let x = &xs[i * image..][..image];
+        match winograd {
+            Some(g) => Some(xray_kernels::conv3x3_winograd(x, &g.u, &bias, s, after)),
+            None => xray_kernels::conv2d(x, ws, &bias, s, kh, sh, after),
+        }
     };
     // Natively the images of a batch run on all cores (as Burn's own convolution does there).
     #[cfg(not(target_arch = "wasm32"))]

@@ -19,7 +19,10 @@ use burn::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{class::CLASSES, cpu_kernels};
+use super::{
+    class::CLASSES,
+    cpu_kernels::{self, Winograd},
+};
 
 /// The ResNet depths this crate builds.
 #[derive(
@@ -175,6 +178,10 @@ pub struct BasicBlock {
     downsample: Option<Downsample>,
     /// The batch norms are folded into the convolutions ([`ResNet::fuse`]).
     fused: bool,
+    /// The fused convolutions' weights transformed for the CPU's Winograd kernel, where they
+    /// have one (3×3 at stride 1, on the CPU); not saved.
+    #[module(skip)]
+    winograd: [Option<Winograd>; 2],
 }
 
 /// A Bottleneck: 1×1 down to `planes`, 3×3 with the block's stride, 1×1 up to `4 · planes`
@@ -190,6 +197,10 @@ pub struct Bottleneck {
     downsample: Option<Downsample>,
     /// The batch norms are folded into the convolutions ([`ResNet::fuse`]).
     fused: bool,
+    /// The fused 3×3 convolution's weights transformed for the CPU's Winograd kernel, where it
+    /// has one (at stride 1, on the CPU); not saved.
+    #[module(skip)]
+    winograd: Option<Winograd>,
 }
 
 /// A residual block. The kind is in the type, so a Bottleneck cannot lose its third
@@ -211,16 +222,22 @@ pub enum Block {
 /// [`ResNet::fuse`] has folded the norm into it.
 fn conv_bn(conv: &Conv2d, bn: &BatchNorm, fused: bool, x: Tensor<4>) -> Tensor<4> {
     if fused {
-        cpu_kernels::conv2d(conv, x, false)
+        cpu_kernels::conv2d(conv, None, x, false)
     } else {
         bn.forward(conv.forward(x))
     }
 }
 
-/// [`conv_bn`] and a ReLU after it (in the same pass over the output once fused).
-fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm, fused: bool, x: Tensor<4>) -> Tensor<4> {
+/// [`conv_bn`] and a ReLU after it (in the same pass over the output once fused, from
+/// `winograd`'s weights where it has them).
+fn conv_bn_relu(
+    conv: &Conv2d,
+    bn: &BatchNorm,
+    (fused, winograd): (bool, Option<&Winograd>),
+    x: Tensor<4>,
+) -> Tensor<4> {
     if fused {
-        cpu_kernels::conv2d(conv, x, true)
+        cpu_kernels::conv2d(conv, winograd, x, true)
     } else {
         relu(bn.forward(conv.forward(x)))
     }
@@ -230,12 +247,12 @@ fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm, fused: bool, x: Tensor<4>) -> Ten
 fn conv_bn_add_relu(
     conv: &Conv2d,
     bn: &BatchNorm,
-    fused: bool,
+    (fused, winograd): (bool, Option<&Winograd>),
     x: Tensor<4>,
     identity: Tensor<4>,
 ) -> Tensor<4> {
     if fused {
-        cpu_kernels::conv2d_add_relu(conv, x, identity)
+        cpu_kernels::conv2d_add_relu(conv, winograd, x, identity)
     } else {
         relu(bn.forward(conv.forward(x)) + identity)
     }
@@ -342,6 +359,7 @@ impl Block {
                 bn3: BatchNormConfig::new(out_ch).init(device),
                 downsample,
                 fused: false,
+                winograd: None,
             })
         } else {
             Block::Basic(BasicBlock {
@@ -351,27 +369,36 @@ impl Block {
                 bn2: BatchNormConfig::new(planes).init(device),
                 downsample,
                 fused: false,
+                winograd: [None, None],
             })
         }
     }
 
     fn fuse(self) -> Self {
         match self {
-            Block::Basic(b) => Block::Basic(BasicBlock {
-                conv1: fold(b.conv1, &b.bn1),
-                conv2: fold(b.conv2, &b.bn2),
-                downsample: b.downsample.map(Downsample::fuse),
-                fused: true,
-                ..b
-            }),
-            Block::Bottleneck(b) => Block::Bottleneck(Bottleneck {
-                conv1: fold(b.conv1, &b.bn1),
-                conv2: fold(b.conv2, &b.bn2),
-                conv3: fold(b.conv3, &b.bn3),
-                downsample: b.downsample.map(Downsample::fuse),
-                fused: true,
-                ..b
-            }),
+            Block::Basic(b) => {
+                let (conv1, conv2) = (fold(b.conv1, &b.bn1), fold(b.conv2, &b.bn2));
+                Block::Basic(BasicBlock {
+                    winograd: [cpu_kernels::winograd(&conv1), cpu_kernels::winograd(&conv2)],
+                    conv1,
+                    conv2,
+                    downsample: b.downsample.map(Downsample::fuse),
+                    fused: true,
+                    ..b
+                })
+            }
+            Block::Bottleneck(b) => {
+                let conv2 = fold(b.conv2, &b.bn2);
+                Block::Bottleneck(Bottleneck {
+                    winograd: cpu_kernels::winograd(&conv2),
+                    conv1: fold(b.conv1, &b.bn1),
+                    conv2,
+                    conv3: fold(b.conv3, &b.bn3),
+                    downsample: b.downsample.map(Downsample::fuse),
+                    fused: true,
+                    ..b
+                })
+            }
         }
     }
 
@@ -382,14 +409,16 @@ impl Block {
         match self {
             Block::Basic(b) => {
                 let identity = shortcut(&b.downsample, x.clone());
-                let out = conv_bn_relu(&b.conv1, &b.bn1, b.fused, x);
-                conv_bn_add_relu(&b.conv2, &b.bn2, b.fused, out, identity)
+                let [g1, g2] = b.winograd.each_ref().map(Option::as_ref);
+                let out = conv_bn_relu(&b.conv1, &b.bn1, (b.fused, g1), x);
+                conv_bn_add_relu(&b.conv2, &b.bn2, (b.fused, g2), out, identity)
             }
             Block::Bottleneck(b) => {
                 let identity = shortcut(&b.downsample, x.clone());
-                let out = conv_bn_relu(&b.conv1, &b.bn1, b.fused, x);
-                let out = conv_bn_relu(&b.conv2, &b.bn2, b.fused, out);
-                conv_bn_add_relu(&b.conv3, &b.bn3, b.fused, out, identity)
+                let g2 = b.winograd.as_ref();
+                let out = conv_bn_relu(&b.conv1, &b.bn1, (b.fused, None), x);
+                let out = conv_bn_relu(&b.conv2, &b.bn2, (b.fused, g2), out);
+                conv_bn_add_relu(&b.conv3, &b.bn3, (b.fused, None), out, identity)
             }
         }
     }
@@ -481,7 +510,7 @@ impl ResNet {
     ///   stem's `[batch, width, size / 4, size / 4]` for `stages` = 0)
     pub fn trunk(&self, x: Tensor<4>, stages: usize) -> Tensor<4> {
         let x = if self.fused { space_to_depth(x) } else { x };
-        let x = conv_bn_relu(&self.conv1, &self.bn1, self.fused, x);
+        let x = conv_bn_relu(&self.conv1, &self.bn1, (self.fused, None), x);
         let x = if self.fused {
             cpu_kernels::max_pool2d(&self.maxpool, x)
         } else {
