@@ -81,6 +81,14 @@ mod lanes {
                     Self(i32x4_shuffle::<2, 6, 3, 7>(self.0, b.0)),
                 )
             }
+            /// `[a0, a2, b0, b2]` and `[a1, a3, b1, b3]`.
+            #[inline(always)]
+            pub fn unzip(self, b: Self) -> (Self, Self) {
+                (
+                    Self(i32x4_shuffle::<0, 2, 4, 6>(self.0, b.0)),
+                    Self(i32x4_shuffle::<1, 3, 5, 7>(self.0, b.0)),
+                )
+            }
             /// Rows become columns.
             #[inline(always)]
             pub fn transpose([a, b, c, d]: [Self; 4]) -> [Self; 4] {
@@ -154,6 +162,16 @@ mod lanes {
                 (
                     Self([a[0], b[0], a[1], b[1]]),
                     Self([a[2], b[2], a[3], b[3]]),
+                )
+            }
+            /// `[a0, a2, b0, b2]` and `[a1, a3, b1, b3]`.
+            #[inline(always)]
+            pub fn unzip(self, b: Self) -> (Self, Self) {
+                let a = self.0;
+                let b = b.0;
+                (
+                    Self([a[0], a[2], b[0], b[2]]),
+                    Self([a[1], a[3], b[1], b[3]]),
                 )
             }
             /// Rows become columns.
@@ -458,8 +476,9 @@ pub fn max_pool_3x3_s2(x: &[f32], channels: usize, h: usize, w: usize) -> Vec<f3
     let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
     let mut out = vec![0.0f32; channels * ho * wo];
     // The maxima down each column of an output row's three input rows, with a column of −∞ on
-    // either side (the padding).
-    let mut cols = vec![f32::NEG_INFINITY; w + 2];
+    // either side (the padding), and seven more on the right so that the last vector of four
+    // outputs (nine columns) can be read whole.
+    let mut cols = vec![f32::NEG_INFINITY; w + 9];
     for c in 0..channels {
         let src = &x[c * h * w..][..h * w];
         let dst = &mut out[c * ho * wo..][..ho * wo];
@@ -483,8 +502,22 @@ pub fn max_pool_3x3_s2(x: &[f32], channels: usize, h: usize, w: usize) -> Vec<f3
                     *m = max_nan(*m, v);
                 }
             }
-            for (ox, d) in drow.iter_mut().enumerate() {
-                let three = &cols[2 * ox..][..3.min(w + 2 - 2 * ox)];
+            // Output `ox` is the largest of columns 2 · ox … 2 · ox + 2: for four outputs, the
+            // even columns of eight, the odd ones, and the even ones two further on.
+            let mut dv = drow.chunks_exact_mut(4);
+            for (v, d) in (&mut dv).enumerate() {
+                let c = &cols[8 * v..][..10];
+                // SAFETY: `c` holds ten f32, `d` four.
+                unsafe {
+                    let (even, odd) = F4::load(c.as_ptr()).unzip(F4::load(c.as_ptr().add(4)));
+                    let (next, _) = F4::load(c.as_ptr().add(2)).unzip(F4::load(c.as_ptr().add(6)));
+                    even.max(odd).max(next).store(d.as_mut_ptr());
+                }
+            }
+            let done = wo - wo % 4;
+            for (i, d) in dv.into_remainder().iter_mut().enumerate() {
+                let ox = done + i;
+                let three = &cols[2 * ox..][..3];
                 *d = three.iter().fold(f32::NEG_INFINITY, |m, &v| max_nan(m, v));
             }
         }

@@ -199,13 +199,7 @@ fn direct_conv(
     };
     #[cfg(target_arch = "wasm32")]
     let images: Option<Vec<Vec<f32>>> = (0..batch).map(one).collect();
-    let mut images = images?;
-    let out = if images.len() == 1 {
-        images.swap_remove(0)
-    } else {
-        images.concat()
-    };
-    Some(from_vec(out, shape))
+    Some(from_vec(concat(images?), shape))
 }
 
 /// `pool`'s output for `x`: through [`xray_kernels::max_pool_3x3_s2`] for ResNet's 3×3, stride-2 pool with
@@ -230,11 +224,10 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         Some(xt) => {
             let xs = slice(&xt);
             let image = channels * h * w;
-            let out: Vec<f32> = (0..batch)
-                .flat_map(|i| {
+            let out =
+                concat((0..batch).map(|i| {
                     xray_kernels::max_pool_3x3_s2(&xs[i * image..][..image], channels, h, w)
-                })
-                .collect();
+                }));
             from_vec(out, [batch, channels, h.div_ceil(2), w.div_ceil(2)])
         }
         None => pool.forward(x),
@@ -252,11 +245,24 @@ pub fn space_to_depth(x: &Tensor<4>, pad: usize) -> Option<Tensor<4>> {
     let xt = on_cpu(x)?;
     let xs = slice(&xt);
     let image = channels * h * w;
-    let out: Vec<f32> = (0..batch)
-        .flat_map(|i| xray_kernels::space_to_depth(&xs[i * image..][..image], channels, h, w, pad))
-        .collect();
+    let out = concat(
+        (0..batch)
+            .map(|i| xray_kernels::space_to_depth(&xs[i * image..][..image], channels, h, w, pad)),
+    );
     let (ph, pw) = ((h + 2 * pad).div_ceil(2), (w + 2 * pad).div_ceil(2));
     Some(from_vec(out, [batch, 4 * channels, ph, pw]))
+}
+
+/// The images' outputs one after the other: the first itself when it is the only one (a batch
+/// of one, the page's), copied slice by slice otherwise. (Not `flat_map(…).collect()`, which
+/// moves one value at a time: at the site's opt-level "z" that took longer than the max-pool.)
+fn concat(images: impl IntoIterator<Item = Vec<f32>>) -> Vec<f32> {
+    let mut images = images.into_iter();
+    let mut out = images.next().unwrap_or_default();
+    for image in images {
+        out.extend_from_slice(&image);
+    }
+    out
 }
 
 fn from_vec(values: Vec<f32>, shape: [usize; 4]) -> Tensor<4> {
