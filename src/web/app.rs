@@ -114,9 +114,10 @@ pub struct AppState {
     pub results: RwSignal<Vec<ResultRow>>,
     /// Refused files, newest first.
     pub errors: RwSignal<Vec<ErrorRow>>,
-    /// Images waiting or running.
+    /// Images waiting or running, as last shown (see [`SHOW_EVERY_MS`]).
     pub pending: RwSignal<usize>,
-    /// The batch being worked through: (images in it, done, ms since it started).
+    /// The batch being worked through, as last shown: (images in it, done, ms since it
+    /// started).
     pub batch: RwSignal<(usize, usize, f64)>,
     /// When that batch started ([`browser::now_ms`]).
     batch_start: StoredValue<f64>,
@@ -146,12 +147,27 @@ impl Default for AppState {
     }
 }
 
-/// Images waiting to be classified.
+/// How often, at most, a batch's new rows, its progress line and the memory figure are shown
+/// while it runs (ms); a batch's last rows are shown as soon as it ends. Each change to the page
+/// costs a frame (style, layout, paint and compositing: on the CPU in a browser without a GPU,
+/// on the cores the worker classifies on), so a batch shows its rows in groups rather than one
+/// frame per X-ray.
+pub const SHOW_EVERY_MS: f64 = 250.0;
+
+/// Images waiting to be classified, and the batch's results not yet shown.
 #[derive(Default)]
 pub struct Queue {
     waiting: VecDeque<Input>,
     running: bool,
     next_id: usize,
+    /// Images submitted and not yet answered.
+    outstanding: usize,
+    /// The batch: (images in it, done, ms since it started).
+    batch: (usize, usize, f64),
+    /// Rows classified since the table was last updated, oldest first.
+    unshown: Vec<ResultRow>,
+    /// When the table was last updated ([`browser::now_ms`]).
+    shown_at: f64,
 }
 
 /// Where the bytes of an input come from.
@@ -203,6 +219,7 @@ impl AppState {
 
     /// Removes every result, and frees their thumbnails.
     pub fn clear_results(self) {
+        self.queue.update_value(|q| q.unshown.clear());
         self.viewer.set(None);
         self.results.set(Vec::new());
         self.thumbs.set_value(Vec::new());
@@ -226,16 +243,42 @@ impl AppState {
     /// Queues inputs and starts working through them when the model is ready.
     pub fn submit(self, inputs: Vec<Input>) {
         let n = inputs.len();
-        self.queue.update_value(|q| q.waiting.extend(inputs));
-        if self.pending.get_untracked() == 0 {
-            // A new batch.
+        let mut new_batch = false;
+        self.queue.update_value(|q| {
+            q.waiting.extend(inputs);
+            new_batch = q.outstanding == 0;
+            q.outstanding += n;
+            if new_batch {
+                q.batch = (n, 0, 0.0);
+            } else {
+                q.batch.0 += n;
+            }
+        });
+        if new_batch {
             self.batch_start.set_value(browser::now_ms());
-            self.batch.set((n, 0, 0.0));
-        } else {
-            self.batch.update(|b| b.0 += n);
         }
-        self.pending.update(|p| *p += n);
+        self.show();
         self.pump();
+    }
+
+    /// Shows what the queue holds: the new rows at the top of the table, the progress line and
+    /// the count of images pending.
+    fn show(self) {
+        let mut rows = Vec::new();
+        let (mut batch, mut pending) = ((0, 0, 0.0), 0);
+        self.queue.update_value(|q| {
+            rows = std::mem::take(&mut q.unshown);
+            (batch, pending) = (q.batch, q.outstanding);
+            q.shown_at = browser::now_ms();
+        });
+        if !rows.is_empty() {
+            self.results.update(|r| {
+                rows.reverse();
+                r.splice(0..0, rows);
+            });
+        }
+        self.batch.set(batch);
+        self.pending.set(pending);
     }
 
     /// Works through the queue unless already doing so or the model is not ready.
@@ -255,15 +298,22 @@ impl AppState {
                     break;
                 };
                 self.classify(input).await;
-                self.pending.update(|p| *p = p.saturating_sub(1));
-                let elapsed = browser::now_ms() - self.batch_start.get_value();
-                self.batch.update(|b| {
-                    b.1 += 1;
-                    b.2 = elapsed;
+                let now = browser::now_ms();
+                let elapsed = now - self.batch_start.get_value();
+                let mut due = false;
+                self.queue.update_value(|q| {
+                    q.outstanding = q.outstanding.saturating_sub(1);
+                    q.batch.1 += 1;
+                    q.batch.2 = elapsed;
+                    due = q.waiting.is_empty() || now - q.shown_at >= SHOW_EVERY_MS;
                 });
+                if due {
+                    self.show();
+                }
                 browser::yield_now().await;
             }
             self.queue.update_value(|q| q.running = false);
+            self.show();
         });
     }
 
@@ -317,30 +367,27 @@ impl AppState {
             .update_value(|s| s.push((id, input.source.clone())));
         let p = result.prediction.p_pneumonia;
         let result = *result;
-        self.results.update(|r| {
-            r.insert(
-                0,
-                ResultRow {
-                    id,
-                    file: input.name,
-                    thumb,
-                    heat_thumb,
-                    heatmap: result.heatmap,
-                    label: result.prediction.label,
-                    p_pneumonia: p,
-                    threshold: card.threshold,
-                    band: card.uncertain.map(|b| (b.low, b.high)),
-                    uncertain: card.uncertain(p),
-                    ms: result.ms,
-                    heatmap_ms: result.heatmap_ms,
-                    backend: result.backend.id(),
-                    truth: input.truth,
-                    tuned,
-                    ood: result.ood,
-                    dicom: result.dicom.map(|d| d.summary()),
-                    format: result.format,
-                },
-            )
+        self.queue.update_value(|q| {
+            q.unshown.push(ResultRow {
+                id,
+                file: input.name,
+                thumb,
+                heat_thumb,
+                heatmap: result.heatmap,
+                label: result.prediction.label,
+                p_pneumonia: p,
+                threshold: card.threshold,
+                band: card.uncertain.map(|b| (b.low, b.high)),
+                uncertain: card.uncertain(p),
+                ms: result.ms,
+                heatmap_ms: result.heatmap_ms,
+                backend: result.backend.id(),
+                truth: input.truth,
+                tuned,
+                ood: result.ood,
+                dicom: result.dicom.map(|d| d.summary()),
+                format: result.format,
+            })
         });
     }
 
