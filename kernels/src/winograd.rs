@@ -168,6 +168,27 @@ pub fn conv3x3_winograd(
     if let After::AddRelu(r) = after {
         assert_eq!(r.len(), cout * h * w, "conv3x3_winograd: residual length");
     }
+    SCRATCH.with_borrow_mut(|scratch| winograd_passes(x, u, bias, s, after, scratch))
+}
+
+thread_local! {
+    /// A thread's working memory for [`conv3x3_winograd`], kept between calls.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The passes of [`conv3x3_winograd`], in `scratch` (grown as needed).
+fn winograd_passes(
+    x: &[f32],
+    u: &[f32],
+    bias: &[f32],
+    s: ConvShape,
+    after: After,
+    scratch: &mut Vec<f32>,
+) -> Vec<f32> {
+    let ConvShape {
+        cin, h, w, cout, ..
+    } = s;
+    let coutp = padded_channels(cout);
     let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
     let tiles = th * tw;
     let tp = tiles.div_ceil(NT) * NT;
@@ -179,103 +200,29 @@ pub fn conv3x3_winograd(
     let q = tw + 1;
     let prow = 2 * q;
     let plane = (2 * th + 2) * prow;
+    // The sixteen matrices of `v` are `vs` apart, and those of `m` `ms`, one cache line more
+    // than their size: sixteen neighbouring rows of them, written and read together, then fall
+    // in different sets of the cache (sizes of a power of two otherwise put them all in one,
+    // which cost up to half the time).
     let vs = cin * tp + LINE;
     let ms = coutp * tp + LINE;
-    SCRATCH.with_borrow_mut(|scratch| {
-        let need = cin * plane + 16 * vs + 16 * ms;
-        if scratch.len() < need {
-            scratch.resize(need, 0.0);
-        }
-        let (xp, rest) = scratch.split_at_mut(cin * plane);
-        let (v, rest) = rest.split_at_mut(16 * vs);
-        let m = &mut rest[..16 * ms];
-        // Of the three only the padded input's zeros are needed as zeros, and the tiles of `v`
-        // past the last; the rest is written before it is read.
-        xp.fill(0.0);
-        if tp > tiles {
-            for row in v.chunks_exact_mut(vs) {
-                for c in 0..cin {
-                    row[c * tp + tiles..(c + 1) * tp].fill(0.0);
-                }
+    let need = cin * plane + 16 * vs + 16 * ms;
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    let (xp, rest) = scratch.split_at_mut(cin * plane);
+    let (v, rest) = rest.split_at_mut(16 * vs);
+    let m = &mut rest[..16 * ms];
+    // Of the three only the padded input's zeros are needed as zeros, and the tiles of `v`
+    // past the last; the rest is written before it is read.
+    xp.fill(0.0);
+    if tp > tiles {
+        for row in v.chunks_exact_mut(vs) {
+            for c in 0..cin {
+                row[c * tp + tiles..(c + 1) * tp].fill(0.0);
             }
         }
-        winograd_passes(
-            x,
-            u,
-            bias,
-            s,
-            after,
-            Passes {
-                xp,
-                v,
-                m,
-                q,
-                prow,
-                plane,
-                vs,
-                ms,
-                tiles,
-                tp,
-                th,
-                tw,
-                coutp,
-            },
-        )
-    })
-}
-
-thread_local! {
-    /// A thread's working memory for [`conv3x3_winograd`], kept between calls.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// [`conv3x3_winograd`]'s buffers and sizes.
-struct Passes<'a> {
-    /// The padded input, by phase (`cin` planes of `plane`).
-    xp: &'a mut [f32],
-    /// `Bᵀ d B` (16 matrices `vs` apart).
-    v: &'a mut [f32],
-    /// The products (16 matrices `ms` apart).
-    m: &'a mut [f32],
-    q: usize,
-    prow: usize,
-    plane: usize,
-    vs: usize,
-    ms: usize,
-    tiles: usize,
-    tp: usize,
-    th: usize,
-    tw: usize,
-    coutp: usize,
-}
-
-/// The passes of [`conv3x3_winograd`] over its buffers.
-fn winograd_passes(
-    x: &[f32],
-    u: &[f32],
-    bias: &[f32],
-    s: ConvShape,
-    after: After,
-    b: Passes,
-) -> Vec<f32> {
-    let ConvShape {
-        cin, h, w, cout, ..
-    } = s;
-    let Passes {
-        xp,
-        v,
-        m,
-        q,
-        prow,
-        plane,
-        vs,
-        ms,
-        tiles,
-        tp,
-        th,
-        tw,
-        coutp,
-    } = b;
+    }
     for (c, dst) in xp.chunks_exact_mut(plane).enumerate() {
         for y in 0..h {
             let src = &x[(c * h + y) * w..][..w];
@@ -289,9 +236,6 @@ fn winograd_passes(
 
     // Bᵀ d B of every tile: sixteen `[cin, tp]` matrices (tiles numbered row by row; the
     // `tp − tiles` past the end zero).
-    // The matrices are `vs` apart, one cache line more than their size: sixteen neighbouring
-    // rows of them, written and read together, then fall in different sets of the cache
-    // (sizes of a power of two otherwise put them all in one, which cost up to half the time).
     let store_v = |v: &mut [f32], c: usize, t: usize, vals: [[f32; 4]; 4]| {
         for (i, row) in vals.into_iter().enumerate() {
             for (j, x) in row.into_iter().enumerate() {
