@@ -1,9 +1,10 @@
 //! xray-web's CPU inference kernels, on plain slices of NCHW data: an undilated convolution
 //! (1×1 and 3×3 at stride 1 or 2, 4×4 at stride 1) with its bias and what follows it in a
 //! ResNet (a ReLU, or a residual and a ReLU), ResNet's 3×3, stride-2 max-pool, and the
-//! space-to-depth rearrangement of the fused model's stem.
+//! space-to-depth rearrangement of the fused model's stem; and the 3×3, stride-1 convolution by
+//! Winograd's F(2×2, 3×3) (`winograd.rs`), from weights transformed once.
 //!
-//! Each convolution computes four output channels by twelve output pixels at a time in 128-bit
+//! Each direct convolution computes four output channels by twelve output pixels at a time in 128-bit
 //! vectors: WebAssembly SIMD where the build has it (the page's), four-lane arrays the
 //! compiler vectorises elsewhere. They are a crate of their own so that Cargo can compile
 //! them at full speed inside a site built for size (`[profile.wasm-release.package.…]`);

@@ -27,13 +27,13 @@ const LINE: usize = 16;
 
 /// `cout` rounded up to a whole number of blocks of output channels: the third dimension of
 /// [`winograd_weights`]' output.
-pub fn padded_channels(cout: usize) -> usize {
+fn padded_channels(cout: usize) -> usize {
     cout.div_ceil(4 * CV) * 4 * CV
 }
 
 /// A 3×3 kernel's weights transformed for [`conv3x3_winograd`]: `G g Gᵀ` for each pair of
-/// output and input channels, arranged as sixteen `[cin, cout']` matrices (`cout'` =
-/// [`padded_channels`], the extra channels zero).
+/// output and input channels, arranged as sixteen `[cin, cout']` matrices (`cout'`: `cout`
+/// rounded up to a multiple of eight, the extra channels zero).
 ///
 /// # Shapes
 /// - `weight`: `[cout, cin, 3, 3]`

@@ -7,7 +7,9 @@
 //! about 11 GFLOP/s and 0.6 ms. The kernels of the `xray-kernels` crate (`kernels/`) compute
 //! them directly on NCHW data, four output channels by twelve output pixels at a time in 128-bit
 //! vectors (WebAssembly SIMD in the page), with the bias and an optional ReLU applied as each
-//! output is stored: about 27 GFLOP/s in the page.
+//! output is stored: about 30 GFLOP/s in the page. The blocks' 3×3, stride-1 convolutions go
+//! through Winograd's F(2×2, 3×3) instead, from weights transformed once when the model is
+//! fused ([`Winograd`], [`winograd`]): less than half the multiplications.
 //!
 //! [`conv2d`] and [`max_pool2d`] take Burn tensors and modules: on a CPU tensor outside
 //! autodiff they run the kernels; on anything else (WebGPU, the heatmap's autodiff pass, other
