@@ -119,8 +119,6 @@ pub struct AppState {
     /// The batch being worked through, as last shown: (images in it, done, ms since it
     /// started).
     pub batch: RwSignal<(usize, usize, f64)>,
-    /// When that batch started ([`browser::now_ms`]).
-    batch_start: StoredValue<f64>,
     /// The shipped model and the inference worker that runs it.
     pub inference: StoredValue<Inference, LocalStorage>,
     /// Images waiting to be classified, and the ids handed out.
@@ -164,6 +162,8 @@ pub struct Queue {
     outstanding: usize,
     /// The batch: (images in it, done, ms since it started).
     batch: (usize, usize, f64),
+    /// When the batch started ([`browser::now_ms`]).
+    batch_start: f64,
     /// Rows classified since the table was last updated, oldest first.
     unshown: Vec<ResultRow>,
     /// When the table was last updated ([`browser::now_ms`]).
@@ -205,7 +205,6 @@ impl AppState {
             errors: RwSignal::new(Vec::new()),
             pending: RwSignal::new(0),
             batch: RwSignal::new((0, 0, 0.0)),
-            batch_start: StoredValue::new(0.0),
             inference: StoredValue::new_local(Inference::new()),
             queue: StoredValue::new_local(Queue::default()),
             thumbs: StoredValue::new_local(Vec::new()),
@@ -243,20 +242,16 @@ impl AppState {
     /// Queues inputs and starts working through them when the model is ready.
     pub fn submit(self, inputs: Vec<Input>) {
         let n = inputs.len();
-        let mut new_batch = false;
         self.queue.update_value(|q| {
             q.waiting.extend(inputs);
-            new_batch = q.outstanding == 0;
-            q.outstanding += n;
-            if new_batch {
+            if q.outstanding == 0 {
                 q.batch = (n, 0, 0.0);
+                q.batch_start = browser::now_ms();
             } else {
                 q.batch.0 += n;
             }
+            q.outstanding += n;
         });
-        if new_batch {
-            self.batch_start.set_value(browser::now_ms());
-        }
         self.show();
         self.pump();
     }
@@ -299,12 +294,11 @@ impl AppState {
                 };
                 self.classify(input).await;
                 let now = browser::now_ms();
-                let elapsed = now - self.batch_start.get_value();
                 let mut due = false;
                 self.queue.update_value(|q| {
                     q.outstanding = q.outstanding.saturating_sub(1);
                     q.batch.1 += 1;
-                    q.batch.2 = elapsed;
+                    q.batch.2 = now - q.batch_start;
                     due = q.waiting.is_empty() || now - q.shown_at >= SHOW_EVERY_MS;
                 });
                 if due {
