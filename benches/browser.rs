@@ -212,14 +212,46 @@ async fn main() {
         println!("{line}");
     }
     let dist = Path::new(ROOT).join("dist");
-    let wasm = dist.join("xray-web_bg.wasm");
-    let weights = dist.join("public/model/model.bpk");
-    for (name, path) in [("wasm", &wasm), ("weights", &weights)] {
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    println!();
+    for name in [
+        "xray-web_bg.wasm",
+        "xray-web-gpu_bg.wasm",
+        "public/model/model.bpk",
+    ] {
+        let path = dist.join(name);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         println!(
             "{name}: {:.2} MB ({:.2} MB gzip)",
             size as f64 / 1e6,
-            gzip_size(path).unwrap_or(0) as f64 / 1e6
+            gzip_size(&path).unwrap_or(0) as f64 / 1e6
         );
     }
+    // What the page must fetch before its first prediction (the page, its scripts and style,
+    // the inference worker's script, the card and the weights; on WebGPU the worker's module
+    // too), as a static host sends it gzip-compressed (the e2e tests check that a page on the
+    // CPU never fetches the WebGPU module).
+    let page = [
+        "index.html",
+        "main.css",
+        "public/boot.js",
+        "xray-web.js",
+        "xray-web_bg.wasm",
+        "public/infer-worker.js",
+        "public/gpu-drill.js",
+        "public/model/card.json",
+        "public/model/model.bpk",
+    ];
+    let gpu = ["xray-web-gpu.js", "xray-web-gpu_bg.wasm"];
+    let gzip_total = |files: &[&str]| -> u64 {
+        files
+            .iter()
+            .map(|f| gzip_size(&dist.join(f)).unwrap_or(0))
+            .sum()
+    };
+    let cpu_bytes = gzip_total(&page);
+    println!(
+        "before the first prediction, gzip: CPU {:.2} MB, WebGPU {:.2} MB",
+        cpu_bytes as f64 / 1e6,
+        (cpu_bytes + gzip_total(&gpu)) as f64 / 1e6
+    );
 }

@@ -3,6 +3,8 @@
 // site works under any sub-path.
 import init, { start } from "../xray-web.js";
 
+performance.mark("xray:boot");
+
 // Offline use after the first visit (see public/sw.js, moved to the root of dist/ by the build).
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker
@@ -11,4 +13,5 @@ if ("serviceWorker" in navigator) {
 }
 
 await init({ module_or_path: new URL("../xray-web_bg.wasm", import.meta.url) });
+performance.mark("xray:wasm");
 start();

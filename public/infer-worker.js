@@ -1,8 +1,9 @@
 // The inference worker (src/web/infer_worker.rs): the app's own wasm, started in a dedicated
-// worker so that reading, decoding and classifying a file never hold up the page. The page
-// sends the module it compiled as the first message, so the code is not compiled twice.
+// worker so that reading, decoding and classifying a file never hold up the page. On the CPU
+// the page sends the module it compiled as the first message, so the code is not compiled
+// twice; for WebGPU it asks for the WebGPU module (`xray-web-gpu`, the same code with Burn's
+// WebGPU backend), which only this worker and the training worker load.
 // Paths are relative to this file.
-import init, { infer_worker } from "../xray-web.js";
 import { captureDevices } from "./gpu-drill.js";
 
 // Failure drills, used by the end-to-end tests and passed on from the page's URL in this
@@ -42,11 +43,18 @@ function crashDrill() {
 self.onmessage = async (event) => {
   self.onmessage = null;
   try {
-    await init({ module_or_path: event.data.module });
-    infer_worker();
+    const code = event.data.gpu
+      ? await import("../xray-web-gpu.js")
+      : await import("../xray-web.js");
+    await code.default({ module_or_path: event.data.gpu ? new URL("../xray-web-gpu_bg.wasm", import.meta.url) : event.data.module });
+    code.infer_worker();
     if (crashAt > 0) crashDrill();
   } catch (e) {
     // What the page waits for: the worker will not answer.
     self.postMessage({ json: JSON.stringify({ Crashed: { message: `the model code did not start: ${e}` } }), parts: [] });
   }
 };
+
+// The page hands over the module only once this script listens (a message sent to a module
+// worker while its script loads can be lost).
+self.postMessage({ json: JSON.stringify("Listening"), parts: [] });

@@ -1,18 +1,24 @@
 // Service worker: after the first visit the app works with no network. It precaches every file
-// of the build (the list and the version are filled in by scripts/service-worker.sh, a trunk
-// post-build hook, which also moves this file to the root of dist/ so that its scope is the
-// app's folder, under whatever path it is hosted). A new deployment changes the version, so the
+// of the build but the WebGPU module, which it caches when first used (the list and the version
+// are filled in by scripts/service-worker.sh, a trunk post-build hook, which also moves this
+// file to the root of dist/ so that its scope is the app's folder, under whatever path it is
+// hosted). A new deployment changes the version, so the
 // browser installs the new worker, which fills a new cache and deletes the old one.
 const VERSION = "__VERSION__";
 const FILES = __FILES__;
 const CACHE = `xray-web-${VERSION}`;
 const scope = self.registration.scope;
 
+// The WebGPU workers' module (xray-web-gpu) is not fetched at install: a page on the CPU never
+// needs it. It is cached the first time a worker loads it (below), like any file of the list.
+const wanted = FILES.filter((f) => !f.startsWith("xray-web-gpu"));
+const listed = new Set(FILES.map((f) => new URL(f, scope).href));
+
 self.addEventListener("install", (event) => {
   event.waitUntil(
     caches
       .open(CACHE)
-      .then((cache) => cache.addAll(FILES.map((f) => new URL(f, scope).href)))
+      .then((cache) => cache.addAll(wanted.map((f) => new URL(f, scope).href)))
       .then(() => self.skipWaiting()),
   );
 });
@@ -41,7 +47,10 @@ self.addEventListener("fetch", (event) => {
       const hit = await cache.match(request, { ignoreSearch: true });
       if (hit) return hit;
       try {
-        return await fetch(request);
+        const response = await fetch(request);
+        const key = request.url.split("?")[0];
+        if (response.ok && listed.has(key)) event.waitUntil(cache.put(key, response.clone()));
+        return response;
       } catch (err) {
         if (request.mode === "navigate") {
           const page = await cache.match(scope);

@@ -1,6 +1,7 @@
-// The training worker (src/web/worker.rs): the app's own wasm, started in a dedicated
-// worker so that training never holds up the page. Paths are relative to this file.
-import init, { train_worker } from "../xray-web.js";
+// The training worker (src/web/train_worker.rs): the app's own wasm, started in a dedicated
+// worker so that training never holds up the page. To train on WebGPU (`module=webgpu` in its
+// name) it loads the WebGPU module (`xray-web-gpu`, the same code with Burn's WebGPU backend),
+// otherwise the page's. Paths are relative to this file.
 import { captureDevices } from "./gpu-drill.js";
 
 // Failure drills, used by the end-to-end tests and passed on from the page's URL in this
@@ -22,5 +23,7 @@ if (loseAt > 0 && self.GPUAdapter) {
   };
 }
 
-await init({ module_or_path: new URL("../xray-web_bg.wasm", import.meta.url) });
-train_worker();
+const gpu = /module=webgpu/.test(self.name);
+const code = gpu ? await import("../xray-web-gpu.js") : await import("../xray-web.js");
+await code.default({ module_or_path: new URL(gpu ? "../xray-web-gpu_bg.wasm" : "../xray-web_bg.wasm", import.meta.url) });
+code.train_worker();

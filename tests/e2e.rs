@@ -801,30 +801,59 @@ fn a_batch_shows_its_progress_and_rows_appear_as_they_are_done() {
 
 #[test]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
-fn the_built_wasm_validates_only_with_simd_and_the_page_runs_it() {
+fn the_built_modules_validate_only_with_simd_and_only_a_page_on_webgpu_fetches_the_webgpu_one() {
     use wasmparser::{Validator, WasmFeatures};
     let dist = Path::new(ROOT).join("dist");
-    let wasm = std::fs::read_dir(&dist)
+    let mut modules: Vec<_> = std::fs::read_dir(&dist)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .expect("the page's wasm in dist/");
-    let bytes = std::fs::read(&wasm).unwrap();
-    Validator::new_with_features(WasmFeatures::default())
-        .validate_all(&bytes)
-        .unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
-    let without = WasmFeatures::default() - WasmFeatures::SIMD - WasmFeatures::RELAXED_SIMD;
-    let Err(err) = Validator::new_with_features(without).validate_all(&bytes) else {
-        panic!("the wasm must use SIMD instructions");
-    };
-    assert!(err.to_string().contains("SIMD"), "{err}");
-    // And the browser runs that module: the page gets ready and classifies on the CPU.
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    modules.sort();
+    let names: Vec<_> = modules
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["xray-web-gpu_bg.wasm", "xray-web_bg.wasm"]);
+    for wasm in &modules {
+        let bytes = std::fs::read(wasm).unwrap();
+        Validator::new_with_features(WasmFeatures::default())
+            .validate_all(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
+        let without = WasmFeatures::default() - WasmFeatures::SIMD - WasmFeatures::RELAXED_SIMD;
+        let Err(err) = Validator::new_with_features(without).validate_all(&bytes) else {
+            panic!("{} must use SIMD instructions", wasm.display());
+        };
+        assert!(err.to_string().contains("SIMD"), "{err}");
+    }
+    // The page's module leaves Burn's WebGPU backend out: it is much the smaller.
+    let size = |p: &std::path::PathBuf| std::fs::metadata(p).unwrap().len();
+    assert!(size(&modules[1]) * 2 < size(&modules[0]), "{names:?}");
+    // And the browser runs them: on the CPU the page and its worker run the page's module and
+    // the WebGPU one is never fetched (not even by the service worker); on WebGPU the worker
+    // fetches it and classifies there.
     with_browser(|c| async move {
-        let (origin, _log) = serve_dist();
+        let (origin, log) = serve_dist();
         let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        page.wait_for_service_worker().await;
         page.click_first_sample().await;
         assert_eq!(page.predictions().await[0].backend, "cpu");
+        let served = log.lock().unwrap().clone();
+        assert!(served.iter().any(|p| p.ends_with("xray-web_bg.wasm")));
+        assert!(
+            !served.iter().any(|p| p.contains("xray-web-gpu")),
+            "{served:?}"
+        );
+
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=webgpu")).await;
+        page.click_first_sample().await;
+        assert_eq!(page.predictions().await[0].backend, "webgpu");
+        let served = log.lock().unwrap().clone();
+        assert!(
+            served.iter().any(|p| p.ends_with("xray-web-gpu_bg.wasm")),
+            "{served:?}"
+        );
     });
 }
 

@@ -465,8 +465,10 @@ fn the_cpu_kernels_compute_what_burn_does() {
 }
 
 /// Native wgpu (Vulkan through lavapipe here, any GPU elsewhere) agrees with the CPU backend.
-/// Set XRAY_SKIP_WGPU=1 only on machines that have no Vulkan driver at all.
+/// Set XRAY_SKIP_WGPU=1 only on machines that have no Vulkan driver at all. (In wasm only the
+/// WebGPU module, the `webgpu` feature, has wgpu; tests/web.rs runs it there.)
 #[test]
+#[cfg(any(not(target_arch = "wasm32"), feature = "webgpu"))]
 fn wgpu_agrees_with_cpu() {
     if std::env::var_os("XRAY_SKIP_WGPU").is_some() {
         eprintln!("XRAY_SKIP_WGPU set: skipped");

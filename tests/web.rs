@@ -59,7 +59,10 @@ async fn model_loads_from_bytes_and_classifies_on_cpu() {
     );
 }
 
+// WebGPU is only in the WebGPU workers' module (`--features webgpu`, as .ci/test runs this file);
+// the page's module has none (the next test).
 #[wasm_bindgen_test]
+#[cfg(feature = "webgpu")]
 async fn webgpu_agrees_with_cpu() {
     assert!(
         browser::has_navigator_gpu(),
@@ -73,6 +76,23 @@ async fn webgpu_agrees_with_cpu() {
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() < 1e-3, "CPU {a:?} vs WebGPU {b:?}");
     }
+}
+
+/// The page's module (built without `webgpu`) answers a request for WebGPU with its own error,
+/// whatever the browser offers, and runs the page's own models on the CPU.
+#[wasm_bindgen_test]
+#[cfg(not(feature = "webgpu"))]
+async fn the_pages_module_has_no_webgpu_and_says_so() {
+    assert!(
+        browser::has_navigator_gpu(),
+        "headless Chromium offers WebGPU"
+    );
+    assert_eq!(
+        engine::webgpu_device().await.err(),
+        Some(xray_web::web::error::WebError::NotInThisModule)
+    );
+    assert_eq!(engine::page_backend(Backend::WebGpu), Backend::Cpu);
+    assert_eq!(engine::page_backend(Backend::Cpu), Backend::Cpu);
 }
 
 #[wasm_bindgen_test]
@@ -155,6 +175,7 @@ async fn training_lowers_the_loss_on_cpu() {
 }
 
 #[wasm_bindgen_test]
+#[cfg(feature = "webgpu")]
 async fn training_lowers_the_loss_on_webgpu() {
     let gpu = engine::webgpu_device()
         .await

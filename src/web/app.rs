@@ -412,6 +412,7 @@ impl AppState {
                 }
                 self.backend.set(loaded.backend);
                 self.model.set(ModelState::Ready);
+                browser::mark("ready");
                 self.pump();
             }
             Err(e) => self.model.set(ModelState::Error(e.to_string())),
@@ -442,18 +443,21 @@ pub fn App() -> impl IntoView {
                 fraction: total.map(|t| loaded / t.max(1.0)),
             })
         };
-        // The worker starts while the weights download.
+        // The worker (on the module the backend needs) starts while the weights download.
         let inference = state.inference();
-        let (shipped, ()) =
-            futures::future::join(inference.load_shipped(progress), inference.start()).await;
+        let wanted = backend_from_url().unwrap_or(if browser::has_navigator_gpu() {
+            Backend::WebGpu
+        } else {
+            Backend::Cpu
+        });
+        let worker = async {
+            inference.start(wanted).await;
+            browser::mark("worker");
+        };
+        let (shipped, ()) = futures::future::join(inference.load_shipped(progress), worker).await;
         match shipped {
             Ok(card) => {
                 state.card.set(Some(card));
-                let wanted = backend_from_url().unwrap_or(if browser::has_navigator_gpu() {
-                    Backend::WebGpu
-                } else {
-                    Backend::Cpu
-                });
                 if wanted == Backend::Cpu && !browser::has_navigator_gpu() {
                     state
                         .backend_note
@@ -508,6 +512,7 @@ pub fn start() {
         show_fatal(&info.to_string());
     }));
     leptos::mount::mount_to_body(App);
+    browser::mark("mounted");
 }
 
 /// Shows an unrecoverable failure (for example a lost GPU device or an allocation that failed)

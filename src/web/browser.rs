@@ -162,6 +162,14 @@ extern "C" {
     // The global function, so that the same code runs in the page and in a worker.
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
+    #[wasm_bindgen(js_namespace = performance, js_name = mark, catch)]
+    fn performance_mark(name: &str) -> Result<JsValue, JsValue>;
+}
+
+/// Records a step of the page's start in the browser's User Timing timeline (`xray:` and
+/// `name`), where `cargo bench --bench browser` and the browser's profiler read it.
+pub fn mark(name: &str) {
+    let _ = performance_mark(&format!("xray:{name}"));
 }
 
 /// Milliseconds since the page (or worker) started.

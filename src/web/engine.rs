@@ -1,12 +1,11 @@
 //! The inference worker's models: the shipped model (card and weights, as the page sent them),
 //! the device of each backend, and a warmed-up classifier per backend. Everything here is async
 //! and never reads a tensor synchronously. (The page itself uses [`device`] for a fine-tuned
-//! model only.)
+//! model only, on [`page_backend`].)
 
 use std::{cell::RefCell, rc::Rc};
 
 use burn::prelude::*;
-use burn::tensor::wgpu::WgpuBackend;
 
 use super::{backend::Backend, browser, error::WebError};
 use crate::ml::{card::ModelCard, classifier::Classifier};
@@ -112,17 +111,39 @@ pub async fn webgpu_device() -> Result<Device, WebError> {
     if let Some(result) = WEBGPU.with_borrow(Clone::clone) {
         return result;
     }
-    let result = if browser::has_navigator_gpu() {
-        Device::wgpu_options()
-            .graphics_api(WgpuBackend::WebGpu)
-            .init_async()
-            .await
-            .map_err(|e| WebError::WebGpuUnavailable(e.to_string()))
-    } else {
+    let result = if !browser::has_navigator_gpu() {
         Err(WebError::NoWebGpu)
+    } else {
+        init_webgpu().await
     };
     WEBGPU.with_borrow_mut(|w| *w = Some(result.clone()));
     result
+}
+
+/// Burn's WebGPU device (this module is the WebGPU workers' one, `xray-web-gpu`).
+#[cfg(feature = "webgpu")]
+async fn init_webgpu() -> Result<Device, WebError> {
+    Device::wgpu_options()
+        .graphics_api(burn::tensor::wgpu::WgpuBackend::WebGpu)
+        .init_async()
+        .await
+        .map_err(|e| WebError::WebGpuUnavailable(e.to_string()))
+}
+
+/// No WebGPU in this module (the page's, `xray-web`): only the WebGPU workers' module has it.
+#[cfg(not(feature = "webgpu"))]
+async fn init_webgpu() -> Result<Device, WebError> {
+    Err(WebError::NotInThisModule)
+}
+
+/// Where the page itself runs a model (the fine-tuned one) when `wanted` is the page's backend:
+/// there, since this module has WebGPU (the workers' module); on the CPU in the page's module,
+/// which has none (a model of this size takes a few milliseconds an image there).
+pub fn page_backend(wanted: Backend) -> Backend {
+    match cfg!(feature = "webgpu") {
+        true => wanted,
+        false => Backend::Cpu,
+    }
 }
 
 /// Records that the WebGPU device was lost: asking for it again gives `why` instead of a dead

@@ -40,6 +40,10 @@ pub enum WebError {
     /// The browser has no `navigator.gpu`.
     #[error("this browser does not offer WebGPU")]
     NoWebGpu,
+    /// WebGPU asked of the page's own module, which is built without it (only the WebGPU
+    /// workers' module has it).
+    #[error("the page's module has no WebGPU backend (only its workers' WebGPU module does)")]
+    NotInThisModule,
     /// `navigator.gpu` exists but gave no usable adapter or device.
     #[error("WebGPU is not available: {0}")]
     WebGpuUnavailable(String),

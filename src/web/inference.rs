@@ -74,6 +74,9 @@ type Pending = Rc<RefCell<HashMap<u64, (js_sys::Function, js_sys::Function)>>>;
 /// A running worker and its handlers.
 struct Connection {
     worker: web_sys::Worker,
+    /// Whether it runs the WebGPU module (`xray-web-gpu`) rather than the page's, which has
+    /// no WebGPU.
+    webgpu: bool,
     pending: Pending,
     /// Why it died, once it has.
     dead: Rc<RefCell<Option<String>>>,
@@ -143,6 +146,7 @@ impl Inference {
         }
         let card_url = browser::asset_url("public/model/card.json");
         let card_bytes = browser::fetch_bytes(&card_url, |_, _| {}).await?;
+        browser::mark("card");
         let card = ModelCard::from_json(&card_bytes).map_err(|e| WebError::Json {
             what: "the model card".into(),
             detail: e.to_string(),
@@ -152,6 +156,7 @@ impl Inference {
             on_progress,
         )
         .await?;
+        browser::mark("weights");
         let mut inner = self.inner.borrow_mut();
         inner.card = Some(card.clone());
         inner.weights = Some(Rc::new(weights));
@@ -163,9 +168,20 @@ impl Inference {
         self.inner.borrow().weights.clone()
     }
 
-    /// Loads the model on `backend` in the worker (starting it if needed) and warms it up.
+    /// Loads the model on `backend` in the worker (starting it if needed) and warms it up. A
+    /// worker running the page's module is replaced by one running the WebGPU module when
+    /// `backend` is WebGPU.
     pub async fn activate(&self, backend: Backend) -> Result<Loaded, WebError> {
-        self.inner.borrow_mut().backend = backend;
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.backend = backend;
+            if backend == Backend::WebGpu
+                && let Some(Transport::Worker(c)) = &inner.transport
+                && !c.webgpu
+            {
+                inner.transport = None;
+            }
+        }
         match self.live() {
             Some(transport) => self.load(&transport, backend).await,
             None => self.connect().await?.1.ok_or(WebError::ModelNotLoaded),
@@ -287,9 +303,10 @@ impl Inference {
         }
     }
 
-    /// Starts the worker (or, where none can start, readies the page to answer), before the
-    /// model is there: the page calls it while the weights download.
-    pub async fn start(&self) {
+    /// Starts the worker for `backend` (or, where none can start, readies the page to answer),
+    /// before the model is there: the page calls it while the weights download.
+    pub async fn start(&self, backend: Backend) {
+        self.inner.borrow_mut().backend = backend;
         if self.live().is_none()
             && let Err(e) = self.open().await
         {
@@ -334,12 +351,24 @@ impl Inference {
         Ok((transport, loaded))
     }
 
-    /// A new worker, once it says it is ready.
+    /// A new worker, once it says it is ready: on the page's module, which the page hands it
+    /// compiled, or for WebGPU on the WebGPU module, which it loads itself.
     async fn start_worker(&self) -> Result<Connection, WebError> {
-        let connection = spawn()?;
+        let webgpu = self.inner.borrow().backend == Backend::WebGpu;
+        let connection = spawn(webgpu)?;
+        let listening = waiter(&connection, READY);
+        let data = JsFuture::from(listening).await.map_err(stopped)?;
+        match decode::<FromInference>(&data)?.0 {
+            FromInference::Listening => {}
+            other => return Err(unexpected(&other)),
+        }
         let ready = waiter(&connection, READY);
         let start = js_sys::Object::new();
-        js_sys::Reflect::set(&start, &"module".into(), &wasm_bindgen::module())
+        let (key, value) = match webgpu {
+            true => ("gpu", JsValue::TRUE),
+            false => ("module", wasm_bindgen::module()),
+        };
+        js_sys::Reflect::set(&start, &key.into(), &value)
             .map_err(|e| WebError::Browser(browser::error_text(e)))?;
         connection
             .worker
@@ -459,8 +488,9 @@ fn fail_all(pending: &Pending, why: &str) {
     }
 }
 
-/// Starts the worker script and wires its answers to the requests waiting for them.
-fn spawn() -> Result<Connection, WebError> {
+/// Starts the worker script (to run the WebGPU module if `webgpu`) and wires its answers to
+/// the requests waiting for them.
+fn spawn(webgpu: bool) -> Result<Connection, WebError> {
     let options = web_sys::WorkerOptions::new();
     options.set_type(web_sys::WorkerType::Module);
     options.set_name(&worker_name());
@@ -508,6 +538,7 @@ fn spawn() -> Result<Connection, WebError> {
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     Ok(Connection {
         worker,
+        webgpu,
         pending,
         dead,
         _on_message: on_message,

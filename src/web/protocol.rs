@@ -313,6 +313,10 @@ pub struct Classified {
 /// Inference worker → page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromInference {
+    /// The worker's script runs and waits for its first message (the module to run): the page
+    /// sends it only then, since a module worker can lose a message that arrives while its
+    /// script still loads (seen in headless Chromium).
+    Listening,
     /// The worker's wasm is running and takes requests.
     Ready,
     /// The model is loaded and warmed up.
@@ -365,11 +369,11 @@ pub enum FromInference {
 }
 
 impl FromInference {
-    /// The id of the request this answers (`None` for [`FromInference::Ready`] and
-    /// [`FromInference::Crashed`], which answer none).
+    /// The id of the request this answers (`None` for [`FromInference::Listening`],
+    /// [`FromInference::Ready`] and [`FromInference::Crashed`], which answer none).
     pub fn id(&self) -> Option<u64> {
         match self {
-            FromInference::Ready | FromInference::Crashed { .. } => None,
+            FromInference::Listening | FromInference::Ready | FromInference::Crashed { .. } => None,
             FromInference::Loaded { id, .. }
             | FromInference::Classified { id, .. }
             | FromInference::Decoded { id, .. }
@@ -516,6 +520,7 @@ mod tests {
             }),
         };
         let answers = [
+            (FromInference::Listening, None),
             (FromInference::Ready, None),
             (
                 FromInference::Crashed {

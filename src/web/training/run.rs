@@ -15,7 +15,9 @@ use super::{
 use crate::{
     ml::finetune::Settings,
     web::{
-        AppState, browser,
+        AppState,
+        backend::Backend,
+        browser,
         error::WebError,
         protocol::{Control, FromWorker, StartRun, ToWorker, decode, encode, f32_bytes},
     },
@@ -149,7 +151,7 @@ async fn launch(ts: TrainState, app: AppState) -> Result<(), WebError> {
 
     let options = web_sys::WorkerOptions::new();
     options.set_type(web_sys::WorkerType::Module);
-    options.set_name(&worker_name());
+    options.set_name(&worker_name(backend));
     let worker =
         web_sys::Worker::new_with_options(&browser::asset_url("public/train-worker.js"), &options)
             .map_err(|e| {
@@ -246,11 +248,16 @@ fn follow(ts: TrainState, app: AppState, view: &Rc<RefCell<RunView>>, effect: Ef
     }
 }
 
-/// The worker's name, carrying the page's failure drills if any (`lose-gpu-at-step=N`,
-/// `train-worker-webgpu=off`, passed on as `worker-webgpu=off`; see `public/train-worker.js`). A query on the script's URL would not
-/// survive the service worker's cache.
-fn worker_name() -> String {
+/// The worker's name: which module it loads (`module=webgpu`, the WebGPU workers' module, when
+/// it is to train on WebGPU; the page's otherwise) and the page's failure drills if any
+/// (`lose-gpu-at-step=N`, `train-worker-webgpu=off`, passed on as `worker-webgpu=off`; see
+/// `public/train-worker.js`). A query on the script's URL would not survive the service
+/// worker's cache.
+fn worker_name(backend: Backend) -> String {
     let mut name = "xray-web training".to_string();
+    if backend == Backend::WebGpu {
+        name.push_str("; module=webgpu");
+    }
     if let Some(n) = browser::page_param("lose-gpu-at-step").and_then(|n| n.parse::<u32>().ok()) {
         name.push_str(&format!("; lose-gpu-at-step={n}"));
     }

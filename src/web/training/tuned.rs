@@ -48,7 +48,7 @@ pub async fn load_trained(
     card.name = format!("{} ({description})", shipped.name);
     card.weights = "xray-finetuned.bpk".into();
     card.weights_dtype = "f32".into();
-    let device = engine::device(app.backend.get_untracked()).await?;
+    let device = engine::device(engine::page_backend(app.backend.get_untracked())).await?;
     let classifier = Classifier::load(card, weights.clone(), device)?;
     ts.handles.update_value(|h| {
         h.tuned = Some(Rc::new(Tuned {
@@ -91,7 +91,7 @@ pub async fn load_weights(ts: TrainState, app: AppState, files: Vec<web_sys::Fil
             ts.handles.update_value(|h| h.tuned = Some(Rc::new(tuned)));
             ts.tuned.set(Some(format!(
                 "loaded from {name} on {}",
-                app.backend.get_untracked().label()
+                engine::page_backend(app.backend.get_untracked()).label()
             )));
         }
         Err(e) => ts.weights_error.set(Some(e.to_string())),
@@ -114,7 +114,7 @@ async fn weights_from(
         None => None,
     };
     let bytes = browser::read_file(&weights_file).await?;
-    let device = engine::device(app.backend.get_untracked()).await?;
+    let device = engine::device(engine::page_backend(app.backend.get_untracked())).await?;
     let name = weights_file.name();
     let mut classifier = Classifier::load_user(card.as_deref(), bytes.clone(), &shipped, device)
         .map_err(|e| WebError::Model(format!("{name}: {e}")))?;
