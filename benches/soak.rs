@@ -120,6 +120,9 @@ async fn main() {
         let sample = |done: usize, ms: f64| {
             let c = c.clone();
             async move {
+                // Garbage first (detached rows and their listeners wait for it), so that what
+                // is counted is what the page holds.
+                cdp(&c, "HeapProfiler.collectGarbage", json!({})).await;
                 let v = js(
                     &c,
                     "return [+document.querySelector('[data-testid=model-status]').dataset.wasmMb, performance.memory ? performance.memory.usedJSHeapSize / 1e6 : NaN]",

@@ -858,6 +858,34 @@ fn the_built_modules_validate_only_with_simd_and_only_a_page_on_webgpu_fetches_t
 }
 
 #[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn without_a_backend_asked_the_page_is_ready_on_the_cpu_and_moves_to_webgpu_once_it_is_warm() {
+    with_browser(|c| async move {
+        let (origin, log) = serve_dist();
+        let page = Page::open(&c, &format!("{origin}{PREFIX}")).await;
+        let mark = |name: &str| {
+            format!("return performance.getEntriesByName('xray:{name}')[0]?.startTime ?? null")
+        };
+        let ready = wait_for(&c, &mark("ready"), 10, "the ready mark").await;
+        let webgpu = wait_for(&c, &mark("webgpu"), 180, "the move to WebGPU").await;
+        // Ready (on the CPU) before WebGPU took over, and what the page said meanwhile.
+        assert!(
+            ready.as_f64().unwrap() < webgpu.as_f64().unwrap(),
+            "ready at {ready}, WebGPU at {webgpu}"
+        );
+        assert_eq!(page.backend().await, "webgpu");
+        assert_eq!(page.backend_note().await, "");
+        page.click_first_sample().await;
+        assert_eq!(page.predictions().await[0].backend, "webgpu");
+        let served = log.lock().unwrap().clone();
+        assert!(
+            served.iter().any(|p| p.ends_with("xray-web-gpu_bg.wasm")),
+            "{served:?}"
+        );
+    });
+}
+
+#[test]
 #[ignore = "needs dist/ (trunk build --release), chromedriver and axe-core; run by .ci/test"]
 fn the_viewer_shows_a_result_at_full_resolution_and_every_control_changes_what_is_drawn() {
     use fantoccini::key::Key;

@@ -394,6 +394,23 @@ impl AppState {
         self.backend.set(Backend::Cpu);
     }
 
+    /// Moves to WebGPU in the background while the CPU answers ([`Inference::upgrade_to_webgpu`]),
+    /// saying so beside the backend switch.
+    pub async fn upgrade_to_webgpu(self) {
+        self.backend_note
+            .set("Classifying on the CPU while WebGPU gets ready.".into());
+        match self.inference().upgrade_to_webgpu().await {
+            Ok(_) => {
+                self.backend.set(Backend::WebGpu);
+                self.backend_note.set(String::new());
+                browser::mark("webgpu");
+            }
+            // A backend chosen meanwhile has said what it needed to.
+            Err(WebError::Refused(_)) => {}
+            Err(e) => self.backend_note.set(format!("{e}; staying on the CPU.")),
+        }
+    }
+
     /// Prepares `backend` (falling back to the CPU when WebGPU is unavailable) and marks the
     /// model ready.
     pub async fn activate(self, wanted: Backend) {
@@ -444,12 +461,12 @@ pub fn App() -> impl IntoView {
             })
         };
         // The worker (on the module the backend needs) starts while the weights download.
+        // Without `?backend=`, a browser with WebGPU starts on the CPU too (the page's module,
+        // already compiled) and moves to WebGPU once its module is loaded and warm.
         let inference = state.inference();
-        let wanted = backend_from_url().unwrap_or(if browser::has_navigator_gpu() {
-            Backend::WebGpu
-        } else {
-            Backend::Cpu
-        });
+        let asked = backend_from_url();
+        let upgrade = asked.is_none() && browser::has_navigator_gpu();
+        let wanted = asked.unwrap_or(Backend::Cpu);
         let worker = async {
             inference.start(wanted).await;
             browser::mark("worker");
@@ -464,6 +481,9 @@ pub fn App() -> impl IntoView {
                         .set("This browser does not offer WebGPU; running on the CPU.".into());
                 }
                 state.activate(wanted).await;
+                if upgrade && state.model.get_untracked() == ModelState::Ready {
+                    state.upgrade_to_webgpu().await;
+                }
             }
             Err(e) => state.model.set(ModelState::Error(format!(
                 "the model could not be loaded: {e}"

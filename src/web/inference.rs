@@ -120,6 +120,9 @@ struct Inner {
     /// Whether a worker has started (one that dies later is started again, not replaced by
     /// the page).
     started: bool,
+    /// Whether a move to WebGPU in the background ([`Inference::upgrade_to_webgpu`]) may still
+    /// take over (a backend chosen since then cancels it).
+    upgrade: bool,
     next_id: u64,
 }
 
@@ -175,6 +178,7 @@ impl Inference {
         {
             let mut inner = self.inner.borrow_mut();
             inner.backend = backend;
+            inner.upgrade = false;
             if backend == Backend::WebGpu
                 && let Some(Transport::Worker(c)) = &inner.transport
                 && !c.webgpu
@@ -317,7 +321,8 @@ impl Inference {
     /// Starts a worker and hands it the page's compiled module; where no worker starts, the
     /// page answers instead.
     async fn open(&self) -> Result<Transport, WebError> {
-        let transport = match self.start_worker().await {
+        let webgpu = self.inner.borrow().backend == Backend::WebGpu;
+        let transport = match self.start_worker(webgpu).await {
             Ok(connection) => {
                 self.inner.borrow_mut().started = true;
                 Transport::Worker(Rc::new(connection))
@@ -351,10 +356,44 @@ impl Inference {
         Ok((transport, loaded))
     }
 
+    /// On the CPU now (the page's module, ready at once), WebGPU in the background: a second
+    /// worker starts on the WebGPU module, loads the model on WebGPU and warms it up, and only
+    /// then takes over; the CPU worker finishes what it holds and closes. `Err` says why it
+    /// did not (no WebGPU in that worker, or a backend chosen meanwhile): the CPU worker goes
+    /// on.
+    pub async fn upgrade_to_webgpu(&self) -> Result<Loaded, WebError> {
+        let cpu = match self.live() {
+            Some(Transport::Worker(c)) if !c.webgpu => c,
+            _ => {
+                return Err(WebError::Refused(
+                    "no worker on the CPU to move from".into(),
+                ));
+            }
+        };
+        self.inner.borrow_mut().upgrade = true;
+        let gpu = Transport::Worker(Rc::new(self.start_worker(true).await?));
+        let loaded = self.load_on(&gpu, Backend::WebGpu).await?;
+        if loaded.backend != Backend::WebGpu {
+            return Err(WebError::WebGpuUnavailable(
+                loaded
+                    .fallback
+                    .unwrap_or_else(|| "the worker stayed on the CPU".into()),
+            ));
+        }
+        let mut inner = self.inner.borrow_mut();
+        let still = matches!(&inner.transport, Some(Transport::Worker(c)) if Rc::ptr_eq(c, &cpu));
+        if !inner.upgrade || !still {
+            return Err(WebError::Refused("a backend was chosen meanwhile".into()));
+        }
+        inner.upgrade = false;
+        inner.backend = Backend::WebGpu;
+        inner.transport = Some(gpu);
+        Ok(loaded)
+    }
+
     /// A new worker, once it says it is ready: on the page's module, which the page hands it
-    /// compiled, or for WebGPU on the WebGPU module, which it loads itself.
-    async fn start_worker(&self) -> Result<Connection, WebError> {
-        let webgpu = self.inner.borrow().backend == Backend::WebGpu;
+    /// compiled, or (`webgpu`) on the WebGPU module, which it loads itself.
+    async fn start_worker(&self, webgpu: bool) -> Result<Connection, WebError> {
         let connection = spawn(webgpu)?;
         let listening = waiter(&connection, READY);
         let data = JsFuture::from(listening).await.map_err(stopped)?;
@@ -382,6 +421,13 @@ impl Inference {
     }
 
     async fn load(&self, transport: &Transport, backend: Backend) -> Result<Loaded, WebError> {
+        let loaded = self.load_on(transport, backend).await?;
+        self.inner.borrow_mut().backend = loaded.backend;
+        Ok(loaded)
+    }
+
+    /// The model loaded on `backend` in `transport` (which says where it ended up).
+    async fn load_on(&self, transport: &Transport, backend: Backend) -> Result<Loaded, WebError> {
         let (card, weights) = {
             let inner = self.inner.borrow();
             inner
@@ -405,10 +451,7 @@ impl Inference {
         match answer {
             FromInference::Loaded {
                 backend, fallback, ..
-            } => {
-                self.inner.borrow_mut().backend = backend;
-                Ok(Loaded { backend, fallback })
-            }
+            } => Ok(Loaded { backend, fallback }),
             FromInference::Failed { message, .. } | FromInference::Refused { message, .. } => {
                 Err(WebError::Model(message))
             }
