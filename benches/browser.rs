@@ -50,6 +50,46 @@ async fn read_stalls(c: &fantoccini::Client, what: &str) -> (f64, u64) {
     (v[0].as_f64().unwrap_or(f64::NAN), gaps.len() as u64)
 }
 
+/// The page's start, step by step, in a fresh browser for each way of opening it: the User
+/// Timing marks the page makes (`browser::mark`), in ms from navigation. "auto" is the page
+/// without `?backend=`: ready on the CPU, then WebGPU when its module is warm (`webgpu`).
+async fn start_up_steps(origin: &str) {
+    const STEPS: [&str; 8] = [
+        "boot", "wasm", "mounted", "card", "weights", "worker", "ready", "webgpu",
+    ];
+    println!("| opened with | {} |", STEPS.join(" | "));
+    println!("|---|{}", "---|".repeat(STEPS.len()));
+    for (label, query) in [
+        ("`?backend=cpu`", "?backend=cpu"),
+        ("`?backend=webgpu`", "?backend=webgpu"),
+        ("no `?backend=` (auto)", ""),
+    ] {
+        let (c, _driver) = support::browser().await;
+        open_until_ready(&c, &format!("{origin}{PREFIX}{query}")).await;
+        if query.is_empty() {
+            wait_for(
+                &c,
+                "return performance.getEntriesByName('xray:webgpu').length > 0",
+                300,
+                "the move to WebGPU",
+            )
+            .await;
+        }
+        let marks = js(
+            &c,
+            "return Object.fromEntries(performance.getEntriesByType('mark').filter(m => m.name.startsWith('xray:')).map(m => [m.name.slice(5), Math.round(m.startTime)]))",
+        )
+        .await;
+        let cells: Vec<String> = STEPS
+            .iter()
+            .map(|s| marks[s].as_f64().map_or("–".into(), |v| format!("{v:.0}")))
+            .collect();
+        println!("| {label} | {} |", cells.join(" | "));
+        c.close().await.unwrap();
+    }
+    println!();
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
@@ -94,6 +134,7 @@ async fn main() {
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(9);
     let (origin, _log) = serve_dist();
+    start_up_steps(&origin).await;
     let n = support::shipped::samples().len();
     let mixed = mixed_batch();
     let mut batches = Vec::new();
