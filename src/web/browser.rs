@@ -117,44 +117,6 @@ pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, WebError> {
         .map_err(|e| WebError::FileRead(e.to_string()))
 }
 
-/// Draws the image at `url` (one of the page's object URLs) on `canvas`, sized to the image: the
-/// result rows' thumbnails. Decoded into an `ImageBitmap` that is closed at once, so Chromium
-/// keeps no decoded copy in its image cache (an `<img>` per row left one behind for every
-/// thumbnail shown: about 55 MB over a thousand classifications).
-pub async fn paint_image(canvas: &web_sys::HtmlCanvasElement, url: &str) -> Result<(), WebError> {
-    let window = web_sys::window().ok_or_else(|| WebError::Browser("no window".into()))?;
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
-        .await
-        .and_then(|r| r.dyn_into())
-        .map_err(browser_error)?;
-    let blob: web_sys::Blob = JsFuture::from(resp.blob().map_err(browser_error)?)
-        .await
-        .and_then(|b| b.dyn_into())
-        .map_err(browser_error)?;
-    let bitmap: web_sys::ImageBitmap = JsFuture::from(
-        window
-            .create_image_bitmap_with_blob(&blob)
-            .map_err(browser_error)?,
-    )
-    .await
-    .and_then(|b| b.dyn_into())
-    .map_err(browser_error)?;
-    canvas.set_width(bitmap.width());
-    canvas.set_height(bitmap.height());
-    let drawn = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
-        .map(|ctx| ctx.draw_image_with_image_bitmap(&bitmap, 0.0, 0.0));
-    bitmap.close();
-    match drawn {
-        Some(Ok(())) => Ok(()),
-        Some(Err(e)) => Err(browser_error(e)),
-        None => Err(WebError::Browser("no 2D context for a thumbnail".into())),
-    }
-}
-
 /// An object URL for a file the visitor chose (revoked when the last clone is dropped).
 pub fn file_url(file: &web_sys::File) -> ObjectUrl {
     ObjectUrl::from(Blob::from(file.clone()))

@@ -59,8 +59,7 @@ fn heatmap_attr(h: &crate::ml::explain::Heatmap) -> String {
         .join(",")
 }
 
-/// The row's picture: the thumbnail, or the thumbnail with its heatmap while heatmaps are on,
-/// drawn on a canvas ([`browser::paint_image`]; `data-painted` once it is).
+/// The row's picture: the thumbnail, or the thumbnail with its heatmap while heatmaps are on.
 #[component]
 fn Thumb(row: ResultRow) -> impl IntoView {
     let state = expect_context::<AppState>();
@@ -79,29 +78,7 @@ fn Thumb(row: ResultRow) -> impl IntoView {
         } else {
             format!("X-ray {file}")
         };
-        src.map(|src| {
-            let canvas = NodeRef::<leptos::html::Canvas>::new();
-            let url = src.clone();
-            canvas.on_load(move |c| {
-                leptos::task::spawn_local(async move {
-                    match browser::paint_image(&c, &url).await {
-                        Ok(()) => {
-                            let _ = c.set_attribute("data-painted", "true");
-                        }
-                        Err(e) => web_sys::console::warn_1(&format!("a thumbnail: {e}").into()),
-                    }
-                })
-            });
-            view! {
-                <canvas
-                    node_ref=canvas
-                    role="img"
-                    aria-label=alt
-                    data-src=src
-                    data-heatmap-shown=with_heat.to_string()
-                ></canvas>
-            }
-        })
+        src.map(|src| view! { <img src=src alt=alt data-heatmap-shown=with_heat.to_string() /> })
     }
 }
 

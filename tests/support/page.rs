@@ -297,12 +297,12 @@ impl Page {
         .unwrap()
     }
 
-    /// Each result row's thumbnail as the browser decoded and drew it (the canvas' width and
-    /// height, the image's own), once every one is drawn; `None` for a row without one.
+    /// Each result row's thumbnail as the browser decoded it (natural width and height), once
+    /// every one has loaded; `None` for a row without one.
     pub async fn thumbnails(&self) -> Vec<Option<(u32, u32)>> {
         wait_for(
             &self.c,
-            "return [...document.querySelectorAll('[data-testid=prediction] td.thumb canvas')].every(c => c.dataset.painted === 'true')",
+            "return [...document.querySelectorAll('[data-testid=prediction] td.thumb img')].every(i => i.complete)",
             60,
             "the thumbnails",
         )
@@ -310,7 +310,7 @@ impl Page {
         serde_json::from_value(
             js(
                 &self.c,
-                "return [...document.querySelectorAll('[data-testid=prediction]')].map(r => { const c = r.querySelector('td.thumb canvas'); return c && c.dataset.painted ? [c.width, c.height] : null })",
+                "return [...document.querySelectorAll('[data-testid=prediction]')].map(r => { const i = r.querySelector('td.thumb img'); return i && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null })",
             )
             .await,
         )
