@@ -43,10 +43,9 @@ function crashDrill() {
 self.onmessage = async (event) => {
   self.onmessage = null;
   try {
-    const code = event.data.gpu
-      ? await import("../xray-web-gpu.js")
-      : await import("../xray-web.js");
-    await code.default({ module_or_path: event.data.gpu ? new URL("../xray-web-gpu_bg.wasm", import.meta.url) : event.data.module });
+    const gpu = event.data.gpu === true;
+    const code = await import(gpu ? "../xray-web-gpu.js" : "../xray-web.js");
+    await code.default({ module_or_path: gpu ? new URL("../xray-web-gpu_bg.wasm", import.meta.url) : event.data.module });
     code.infer_worker();
     if (crashAt > 0) crashDrill();
   } catch (e) {

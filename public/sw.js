@@ -2,8 +2,8 @@
 // of the build but the WebGPU module, which it caches when first used (the list and the version
 // are filled in by scripts/service-worker.sh, a trunk post-build hook, which also moves this
 // file to the root of dist/ so that its scope is the app's folder, under whatever path it is
-// hosted). A new deployment changes the version, so the
-// browser installs the new worker, which fills a new cache and deletes the old one.
+// hosted). A new deployment changes the version, so the browser installs the new worker, which
+// fills a new cache and deletes the old one.
 const VERSION = "__VERSION__";
 const FILES = __FILES__;
 const CACHE = `xray-web-${VERSION}`;

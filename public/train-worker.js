@@ -24,6 +24,6 @@ if (loseAt > 0 && self.GPUAdapter) {
 }
 
 const gpu = /module=webgpu/.test(self.name);
-const code = gpu ? await import("../xray-web-gpu.js") : await import("../xray-web.js");
+const code = await import(gpu ? "../xray-web-gpu.js" : "../xray-web.js");
 await code.default({ module_or_path: new URL(gpu ? "../xray-web-gpu_bg.wasm" : "../xray-web_bg.wasm", import.meta.url) });
 code.train_worker();

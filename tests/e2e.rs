@@ -837,9 +837,7 @@ fn the_built_modules_validate_only_with_simd_and_only_a_page_on_webgpu_fetches_t
         let (origin, log) = serve_dist();
         let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
         page.wait_for_service_worker().await;
-        page.click_first_sample().await;
-        assert_eq!(page.predictions().await[0].backend, "cpu");
-        let served = log.lock().unwrap().clone();
+        let served = served_after_the_first_sample(&page, &log, "cpu").await;
         assert!(served.iter().any(|p| p.ends_with("xray-web_bg.wasm")));
         assert!(
             !served.iter().any(|p| p.contains("xray-web-gpu")),
@@ -847,14 +845,24 @@ fn the_built_modules_validate_only_with_simd_and_only_a_page_on_webgpu_fetches_t
         );
 
         let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=webgpu")).await;
-        page.click_first_sample().await;
-        assert_eq!(page.predictions().await[0].backend, "webgpu");
-        let served = log.lock().unwrap().clone();
+        let served = served_after_the_first_sample(&page, &log, "webgpu").await;
         assert!(
             served.iter().any(|p| p.ends_with("xray-web-gpu_bg.wasm")),
             "{served:?}"
         );
     });
+}
+
+/// Classifies the first gallery sample, checks that `backend` did, and gives every path the
+/// server has sent so far.
+async fn served_after_the_first_sample(
+    page: &Page,
+    log: &std::sync::Mutex<Vec<String>>,
+    backend: &str,
+) -> Vec<String> {
+    page.click_first_sample().await;
+    assert_eq!(page.predictions().await[0].backend, backend);
+    log.lock().unwrap().clone()
 }
 
 #[test]
@@ -875,9 +883,7 @@ fn without_a_backend_asked_the_page_is_ready_on_the_cpu_and_moves_to_webgpu_once
         );
         assert_eq!(page.backend().await, "webgpu");
         assert_eq!(page.backend_note().await, "");
-        page.click_first_sample().await;
-        assert_eq!(page.predictions().await[0].backend, "webgpu");
-        let served = log.lock().unwrap().clone();
+        let served = served_after_the_first_sample(&page, &log, "webgpu").await;
         assert!(
             served.iter().any(|p| p.ends_with("xray-web-gpu_bg.wasm")),
             "{served:?}"

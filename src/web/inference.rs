@@ -318,8 +318,8 @@ impl Inference {
         }
     }
 
-    /// Starts a worker and hands it the page's compiled module; where no worker starts, the
-    /// page answers instead.
+    /// Starts a worker on the module the backend needs ([`Inference::start_worker`]); where no
+    /// worker starts, the page answers instead.
     async fn open(&self) -> Result<Transport, WebError> {
         let webgpu = self.inner.borrow().backend == Backend::WebGpu;
         let transport = match self.start_worker(webgpu).await {
