@@ -397,16 +397,20 @@ impl AppState {
     /// Moves to WebGPU in the background while the CPU answers ([`Inference::upgrade_to_webgpu`]),
     /// saying so beside the backend switch.
     pub async fn upgrade_to_webgpu(self) {
+        let inference = self.inference();
+        if !inference.on_cpu_worker() {
+            return;
+        }
         self.backend_note
             .set("Classifying on the CPU while WebGPU gets ready.".into());
-        match self.inference().upgrade_to_webgpu().await {
-            Ok(_) => {
+        match inference.upgrade_to_webgpu().await {
+            Ok(Some(_)) => {
                 self.backend.set(Backend::WebGpu);
                 self.backend_note.set(String::new());
                 browser::mark("webgpu");
             }
             // A backend chosen meanwhile has said what it needed to.
-            Err(WebError::Refused(_)) => {}
+            Ok(None) => {}
             Err(e) => self.backend_note.set(format!("{e}; staying on the CPU.")),
         }
     }

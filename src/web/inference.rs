@@ -356,19 +356,30 @@ impl Inference {
         Ok((transport, loaded))
     }
 
+    /// The worker on the page's module (the CPU), if that is where requests go now: what
+    /// [`Inference::upgrade_to_webgpu`] moves from.
+    fn cpu_worker(&self) -> Option<Rc<Connection>> {
+        match self.live() {
+            Some(Transport::Worker(c)) if !c.webgpu => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether requests go to a worker on the page's module, which
+    /// [`Inference::upgrade_to_webgpu`] can move to WebGPU.
+    pub fn on_cpu_worker(&self) -> bool {
+        self.cpu_worker().is_some()
+    }
+
     /// On the CPU now (the page's module, ready at once), WebGPU in the background: a second
     /// worker starts on the WebGPU module, loads the model on WebGPU and warms it up, and only
-    /// then takes over; the CPU worker finishes what it holds and closes. `Err` says why it
-    /// did not (no WebGPU in that worker, or a backend chosen meanwhile): the CPU worker goes
-    /// on.
-    pub async fn upgrade_to_webgpu(&self) -> Result<Loaded, WebError> {
-        let cpu = match self.live() {
-            Some(Transport::Worker(c)) if !c.webgpu => c,
-            _ => {
-                return Err(WebError::Refused(
-                    "no worker on the CPU to move from".into(),
-                ));
-            }
+    /// then takes over; the CPU worker finishes what it holds and closes. `Ok(None)` when it
+    /// did not take over because there was no CPU worker to move from or a backend was chosen
+    /// meanwhile; `Err` when the WebGPU worker could not run on WebGPU. Either way the CPU
+    /// worker goes on.
+    pub async fn upgrade_to_webgpu(&self) -> Result<Option<Loaded>, WebError> {
+        let Some(cpu) = self.cpu_worker() else {
+            return Ok(None);
         };
         self.inner.borrow_mut().upgrade = true;
         let gpu = Transport::Worker(Rc::new(self.start_worker(true).await?));
@@ -383,12 +394,12 @@ impl Inference {
         let mut inner = self.inner.borrow_mut();
         let still = matches!(&inner.transport, Some(Transport::Worker(c)) if Rc::ptr_eq(c, &cpu));
         if !inner.upgrade || !still {
-            return Err(WebError::Refused("a backend was chosen meanwhile".into()));
+            return Ok(None);
         }
         inner.upgrade = false;
         inner.backend = Backend::WebGpu;
         inner.transport = Some(gpu);
-        Ok(loaded)
+        Ok(Some(loaded))
     }
 
     /// A new worker, once it says it is ready: on the page's module, which the page hands it
