@@ -536,20 +536,29 @@ fn after_one_visit_the_app_works_offline() {
         let c = page.client();
         page.wait_for_service_worker().await;
         let files = support::js(c, "return fetch('sw.js').then(r => r.text()).then(t => t.match(/const FILES = (\\[.*\\]);/)[1])").await;
-        let n = serde_json::from_str::<Vec<String>>(files.as_str().unwrap())
-            .unwrap()
-            .len();
-        let cached = c
-            .execute_async(
+        let files = serde_json::from_str::<Vec<String>>(files.as_str().unwrap()).unwrap();
+        let n = files.len();
+        // Every file but the WebGPU module's two at install; those once a page on WebGPU has
+        // loaded them.
+        let gpu = files
+            .iter()
+            .filter(|f| f.starts_with("xray-web-gpu"))
+            .count();
+        assert_eq!(gpu, 2, "{files:?}");
+        let cached = |at_least: usize| async move {
+            c.execute_async(
                 "const done = arguments[arguments.length - 1]; const poll = () => caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k).then(c => c.keys())))).then(ls => { const m = Math.max(0, ...ls.map(l => l.length)); if (m >= arguments[0]) done(m); else setTimeout(poll, 250); }); poll();",
-                vec![json!(n)],
+                vec![json!(at_least)],
             )
             .await
-            .unwrap();
-        assert!(
-            cached.as_u64().unwrap() >= n as u64,
-            "{cached} of {n} files cached"
-        );
+            .unwrap()
+            .as_u64()
+            .unwrap() as usize
+        };
+        assert_eq!(cached(n - gpu).await, n - gpu, "precached at install");
+        let on_webgpu = format!("{origin}{PREFIX}?backend=webgpu");
+        Page::open(c, &on_webgpu).await;
+        assert_eq!(cached(n).await, n, "the WebGPU module cached once used");
 
         let _offline = support::Offline::now();
         let probe = c
@@ -563,6 +572,9 @@ fn after_one_visit_the_app_works_offline() {
         let page = Page::open(c, &base).await;
         page.click_first_sample().await;
         assert_eq!(page.predictions().await.len(), 1);
+        let page = Page::open(c, &on_webgpu).await;
+        page.click_first_sample().await;
+        assert_eq!(page.predictions().await[0].backend, "webgpu");
         // Installed, the app starts at its manifest's start URL: offline too.
         let start = support::js(
             c,
@@ -826,6 +838,18 @@ fn the_built_modules_validate_only_with_simd_and_only_a_page_on_webgpu_fetches_t
             panic!("{} must use SIMD instructions", wasm.display());
         };
         assert!(err.to_string().contains("SIMD"), "{err}");
+    }
+    // The service worker's list has both (it caches the WebGPU module on first use).
+    let sw = std::fs::read_to_string(dist.join("sw.js")).unwrap();
+    for name in [
+        "xray-web-gpu_bg.wasm",
+        "xray-web-gpu.js",
+        "xray-web_bg.wasm",
+    ] {
+        assert!(
+            sw.contains(&format!("\"{name}\"")),
+            "{name} not in sw.js's list"
+        );
     }
     // The page's module leaves Burn's WebGPU backend out: it is much the smaller.
     let size = |p: &std::path::PathBuf| std::fs::metadata(p).unwrap().len();
