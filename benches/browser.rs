@@ -255,6 +255,7 @@ async fn main() {
     let dist = Path::new(ROOT).join("dist");
     println!();
     for name in [
+        "xray-web-fma_bg.wasm",
         "xray-web_bg.wasm",
         "xray-web-gpu_bg.wasm",
         "public/model/model.bpk",
@@ -268,15 +269,17 @@ async fn main() {
         );
     }
     // What the page must fetch before its first prediction (the page, its scripts and style,
-    // the inference worker's script, the card and the weights; on WebGPU the worker's module
-    // too), as a static host sends it gzip-compressed (the e2e tests check that a page on the
-    // CPU never fetches the WebGPU module).
+    // its module as this Chromium loads it (with relaxed SIMD), the inference worker's script,
+    // the card and the weights; on WebGPU the worker's module too), as a static host sends it
+    // gzip-compressed (the e2e tests check that a page on the CPU never fetches the WebGPU
+    // module, nor the page module's other build).
     let page = [
         "index.html",
         "main.css",
         "public/boot.js",
-        "xray-web.js",
-        "xray-web_bg.wasm",
+        "public/wasm-variant.js",
+        "xray-web-fma.js",
+        "xray-web-fma_bg.wasm",
         "public/infer-worker.js",
         "public/gpu-drill.js",
         "public/model/card.json",

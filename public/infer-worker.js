@@ -1,8 +1,9 @@
 // The inference worker (src/web/infer_worker.rs): the app's own wasm, started in a dedicated
 // worker so that reading, decoding and classifying a file never hold up the page. On the CPU
-// the page sends the module it compiled as the first message, so the code is not compiled
-// twice; for WebGPU it asks for the WebGPU module (`xray-web-gpu`, the same code with Burn's
-// WebGPU backend), which only this worker and the training worker load.
+// the page sends the module it compiled and its name (`xray-web-fma` or `xray-web`, see
+// public/wasm-variant.js) as the first message, so the code is not compiled twice; for WebGPU
+// it asks for the WebGPU module (`xray-web-gpu`, the same code with Burn's WebGPU backend),
+// which only this worker and the training worker load.
 // Paths are relative to this file.
 import { captureDevices } from "./gpu-drill.js";
 
@@ -44,8 +45,9 @@ self.onmessage = async (event) => {
   self.onmessage = null;
   try {
     const gpu = event.data.gpu === true;
-    const code = await import(gpu ? "../xray-web-gpu.js" : "../xray-web.js");
-    await code.default({ module_or_path: gpu ? new URL("../xray-web-gpu_bg.wasm", import.meta.url) : event.data.module });
+    const name = gpu ? "xray-web-gpu" : event.data.name === "xray-web-fma" ? "xray-web-fma" : "xray-web";
+    const code = await import(`../${name}.js`);
+    await code.default({ module_or_path: gpu ? new URL(`../${name}_bg.wasm`, import.meta.url) : event.data.module });
     code.infer_worker();
     if (crashAt > 0) crashDrill();
   } catch (e) {

@@ -10,8 +10,14 @@ const CACHE = `xray-web-${VERSION}`;
 const scope = self.registration.scope;
 
 // The WebGPU workers' module (xray-web-gpu) is not fetched at install: a page on the CPU never
-// needs it. It is cached the first time a worker loads it (below), like any file of the list.
-const wanted = FILES.filter((f) => !f.startsWith("xray-web-gpu"));
+// needs it. Nor is the build of the page's module this browser does not load (with or without
+// relaxed SIMD: public/wasm-variant.js, the page's own choice). Each is cached the first time
+// it is loaded (below), like any file of the list.
+importScripts("public/wasm-variant.js");
+const unused = self.xrayPageModule() === "xray-web-fma" ? "xray-web" : "xray-web-fma";
+const wanted = FILES.filter(
+  (f) => !f.startsWith("xray-web-gpu") && f !== `${unused}.js` && f !== `${unused}_bg.wasm`,
+);
 const listed = new Set(FILES.map((f) => new URL(f, scope).href));
 
 self.addEventListener("install", (event) => {

@@ -1,7 +1,8 @@
 // The training worker (src/web/train_worker.rs): the app's own wasm, started in a dedicated
-// worker so that training never holds up the page. To train on WebGPU (`module=webgpu` in its
-// name) it loads the WebGPU module (`xray-web-gpu`, the same code with Burn's WebGPU backend),
-// otherwise the page's. Paths are relative to this file.
+// worker so that training never holds up the page. It loads the module its name gives
+// (`module=xray-web-gpu`, the same code with Burn's WebGPU backend, to train on WebGPU;
+// otherwise the page's own, `module=xray-web-fma` or `module=xray-web`, see
+// public/wasm-variant.js). Paths are relative to this file.
 import { captureDevices } from "./gpu-drill.js";
 
 // Failure drills, used by the end-to-end tests and passed on from the page's URL in this
@@ -23,7 +24,7 @@ if (loseAt > 0 && self.GPUAdapter) {
   };
 }
 
-const gpu = /module=webgpu/.test(self.name);
-const code = await import(gpu ? "../xray-web-gpu.js" : "../xray-web.js");
-await code.default({ module_or_path: new URL(gpu ? "../xray-web-gpu_bg.wasm" : "../xray-web_bg.wasm", import.meta.url) });
+const name = /module=(xray-web-gpu|xray-web-fma)(;|$)/.exec(self.name)?.[1] ?? "xray-web";
+const code = await import(`../${name}.js`);
+await code.default({ module_or_path: new URL(`../${name}_bg.wasm`, import.meta.url) });
 code.train_worker();

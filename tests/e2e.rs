@@ -538,13 +538,19 @@ fn after_one_visit_the_app_works_offline() {
         let files = support::js(c, "return fetch('sw.js').then(r => r.text()).then(t => t.match(/const FILES = (\\[.*\\]);/)[1])").await;
         let files = serde_json::from_str::<Vec<String>>(files.as_str().unwrap()).unwrap();
         let n = files.len();
-        // Every file but the WebGPU module's two at install; those once a page on WebGPU has
-        // loaded them.
+        // Every file at install but the WebGPU module's two, which are cached once a page on
+        // WebGPU has loaded them, and the plain build of the page's module, which this
+        // Chromium (it has relaxed SIMD) never loads.
         let gpu = files
             .iter()
             .filter(|f| f.starts_with("xray-web-gpu"))
             .count();
         assert_eq!(gpu, 2, "{files:?}");
+        let plain = ["xray-web.js", "xray-web_bg.wasm"];
+        assert!(
+            plain.iter().all(|p| files.iter().any(|f| f == p)),
+            "{files:?}"
+        );
         let cached = |at_least: usize| async move {
             c.execute_async(
                 "const done = arguments[arguments.length - 1]; const poll = () => caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k).then(c => c.keys())))).then(ls => { const m = Math.max(0, ...ls.map(l => l.length)); if (m >= arguments[0]) done(m); else setTimeout(poll, 250); }); poll();",
@@ -555,10 +561,15 @@ fn after_one_visit_the_app_works_offline() {
             .as_u64()
             .unwrap() as usize
         };
-        assert_eq!(cached(n - gpu).await, n - gpu, "precached at install");
+        let at_install = n - gpu - plain.len();
+        assert_eq!(cached(at_install).await, at_install, "precached at install");
         let on_webgpu = format!("{origin}{PREFIX}?backend=webgpu");
         Page::open(c, &on_webgpu).await;
-        assert_eq!(cached(n).await, n, "the WebGPU module cached once used");
+        assert_eq!(
+            cached(n - plain.len()).await,
+            n - plain.len(),
+            "the WebGPU module cached once used"
+        );
 
         let _offline = support::Offline::now();
         let probe = c
@@ -827,42 +838,78 @@ fn the_built_modules_validate_only_with_simd_and_only_a_page_on_webgpu_fetches_t
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["xray-web-gpu_bg.wasm", "xray-web_bg.wasm"]);
-    for wasm in &modules {
+    assert_eq!(
+        names,
+        [
+            "xray-web-fma_bg.wasm",
+            "xray-web-gpu_bg.wasm",
+            "xray-web_bg.wasm"
+        ]
+    );
+    let validates = |bytes: &[u8], features: WasmFeatures| {
+        Validator::new_with_features(features).validate_all(bytes)
+    };
+    let plain_simd = WasmFeatures::default() - WasmFeatures::RELAXED_SIMD;
+    let no_simd = plain_simd - WasmFeatures::SIMD;
+    for (wasm, name) in modules.iter().zip(&names) {
         let bytes = std::fs::read(wasm).unwrap();
-        Validator::new_with_features(WasmFeatures::default())
-            .validate_all(&bytes)
-            .unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
-        let without = WasmFeatures::default() - WasmFeatures::SIMD - WasmFeatures::RELAXED_SIMD;
-        let Err(err) = Validator::new_with_features(without).validate_all(&bytes) else {
-            panic!("{} must use SIMD instructions", wasm.display());
+        validates(&bytes, WasmFeatures::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let Err(err) = validates(&bytes, no_simd) else {
+            panic!("{name} must use SIMD instructions");
         };
-        assert!(err.to_string().contains("SIMD"), "{err}");
+        assert!(err.to_string().contains("SIMD"), "{name}: {err}");
+        // Only the page's second build uses relaxed SIMD (its fused multiply-adds); the plain
+        // one and the WebGPU one run where a browser has SIMD alone.
+        if name.starts_with("xray-web-fma") {
+            let Err(err) = validates(&bytes, plain_simd) else {
+                panic!("{name} must use relaxed SIMD instructions");
+            };
+            assert!(err.to_string().contains("relaxed SIMD"), "{name}: {err}");
+        } else {
+            validates(&bytes, plain_simd).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
-    // The service worker's list has both (it caches the WebGPU module on first use).
+    // The service worker's list has them all (it caches the WebGPU module on first use, and
+    // the page module a browser does not take only if it is ever loaded).
     let sw = std::fs::read_to_string(dist.join("sw.js")).unwrap();
     for name in [
         "xray-web-gpu_bg.wasm",
         "xray-web-gpu.js",
         "xray-web_bg.wasm",
+        "xray-web.js",
+        "xray-web-fma_bg.wasm",
+        "xray-web-fma.js",
+        "public/wasm-variant.js",
     ] {
         assert!(
             sw.contains(&format!("\"{name}\"")),
             "{name} not in sw.js's list"
         );
     }
-    // The page's module leaves Burn's WebGPU backend out: it is much the smaller.
+    // The page's modules leave Burn's WebGPU backend out: they are much the smaller.
     let size = |p: &std::path::PathBuf| std::fs::metadata(p).unwrap().len();
-    assert!(size(&modules[1]) * 2 < size(&modules[0]), "{names:?}");
-    // And the browser runs them: on the CPU the page and its worker run the page's module and
-    // the WebGPU one is never fetched (not even by the service worker); on WebGPU the worker
-    // fetches it and classifies there.
+    assert!(size(&modules[0]) * 2 < size(&modules[1]), "{names:?}");
+    assert!(size(&modules[2]) * 2 < size(&modules[1]), "{names:?}");
+    // And the browser runs them: this Chromium has relaxed SIMD, so on the CPU the page and its
+    // worker run the page's relaxed-SIMD module, and neither the plain one nor the WebGPU one
+    // is ever fetched (not even by the service worker); on WebGPU the worker fetches the WebGPU
+    // module and classifies there.
     with_browser(|c| async move {
         let (origin, log) = serve_dist();
         let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        assert_eq!(page_module(&page).await, "xray-web-fma");
         page.wait_for_service_worker().await;
         let served = served_after_the_first_sample(&page, &log, "cpu").await;
-        assert!(served.iter().any(|p| p.ends_with("xray-web_bg.wasm")));
+        assert!(
+            served.iter().any(|p| p.ends_with("/xray-web-fma_bg.wasm")),
+            "{served:?}"
+        );
+        assert!(
+            !served
+                .iter()
+                .any(|p| p.ends_with("/xray-web_bg.wasm") || p.ends_with("/xray-web.js")),
+            "{served:?}"
+        );
         assert!(
             !served.iter().any(|p| p.contains("xray-web-gpu")),
             "{served:?}"
@@ -874,6 +921,60 @@ fn the_built_modules_validate_only_with_simd_and_only_a_page_on_webgpu_fetches_t
             served.iter().any(|p| p.ends_with("xray-web-gpu_bg.wasm")),
             "{served:?}"
         );
+    });
+}
+
+/// Which build of the page's module the page loaded (`<html data-wasm>`, set by boot.js).
+async fn page_module(page: &Page) -> String {
+    let name = wait_for(
+        page.client(),
+        "return document.documentElement.dataset.wasm",
+        60,
+        "the page's module to load",
+    )
+    .await;
+    name.as_str().unwrap().to_string()
+}
+
+#[test]
+#[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
+fn a_browser_without_relaxed_simd_loads_the_plain_module_and_gets_the_same_answers() {
+    with_browser(|c| async move {
+        let (origin, _log) = serve_dist();
+        // Before any script of the page runs, its WebAssembly refuses every module that holds
+        // a relaxed SIMD instruction (opcodes 0xfd 0x100 to 0x113), as a browser without
+        // relaxed SIMD does; everything else validates as before.
+        let no_relaxed = "const validate = WebAssembly.validate; WebAssembly.validate = (bytes) => { const b = new Uint8Array(bytes.buffer ?? bytes, bytes.byteOffset ?? 0, bytes.byteLength); for (let i = 0; i + 2 < b.length; i++) if (b[i] === 0xfd && b[i + 1] >= 0x80 && b[i + 1] <= 0x93 && b[i + 2] === 0x02) return false; return validate(bytes); };";
+        support::cdp(
+            &c,
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": no_relaxed }),
+        )
+        .await;
+        let page = Page::open(&c, &format!("{origin}{PREFIX}?backend=cpu")).await;
+        assert_eq!(page_module(&page).await, "xray-web");
+        assert_eq!(page.inference_runs_in().await.0, "worker");
+        let files = two_xrays_and_a_non_image();
+        page.drop_files(&files).await;
+        page.wait_for_results(2, 1, 300).await;
+        let loaded = page.requested_urls().await;
+        assert!(
+            loaded.iter().any(|u| u.ends_with("/xray-web_bg.wasm")),
+            "{loaded:?}"
+        );
+        assert!(
+            !loaded.iter().any(|u| u.contains("xray-web-fma")),
+            "{loaded:?}"
+        );
+        // The plain build's answers are the CLI's, as the relaxed one's are.
+        let cli = cli_predict(&[files[0].clone(), files[2].clone()]);
+        let rows = page.predictions().await;
+        for (name, line) in &cli {
+            let row = rows.iter().find(|r| &r.file == name).unwrap();
+            assert_eq!(row.backend, "cpu", "{row:?}");
+            let p = line["p_pneumonia"].as_f64().unwrap();
+            assert!((p - row.p()).abs() < 1e-3, "CLI {p} vs page {row:?}");
+        }
     });
 }
 

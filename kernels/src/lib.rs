@@ -13,14 +13,23 @@
 //! optimised, in the crate that calls it. `xray-web`'s
 //! `ml::cpu_kernels` puts them behind Burn's tensors; its tests compare them with Burn's own
 //! convolution and pool.
+//!
+//! With the `relaxed-simd` feature (for wasm32), the functions that run the multiply-adds are
+//! compiled with WebAssembly's relaxed SIMD (`#[target_feature(enable = "relaxed-simd")]`, so
+//! the rest of the program needs no such flag), and each multiply-add is one fused instruction
+//! (`f32x4.relaxed_madd`; a result may differ from the plain one in the last bit). A module
+//! built so validates only in a browser that has relaxed SIMD: the site builds one without it
+//! too and loads whichever the browser takes. Every function that runs [`F4::mul_add`] and is
+//! not `#[inline(always)]` carries that attribute; a helper without it would call the
+//! intrinsic out of line.
 
 /// Four f32 lanes: a WebAssembly SIMD vector in the page, an array elsewhere.
 mod lanes {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     mod imp {
         use core::arch::wasm32::{
-            f32x4_add, f32x4_max, f32x4_mul, f32x4_splat, f32x4_sub, i32x4_shuffle, v128,
-            v128_load, v128_store,
+            f32x4_add, f32x4_max, f32x4_splat, f32x4_sub, i32x4_shuffle, v128, v128_load,
+            v128_store,
         };
 
         #[derive(Clone, Copy)]
@@ -52,14 +61,16 @@ mod lanes {
                 // SAFETY: the caller's contract.
                 unsafe { v128_store(p.cast::<v128>(), self.0) }
             }
-            /// `self + a · b`: a fused multiply-add where the build has relaxed SIMD (its
-            /// result may then differ in the last bit), a multiply and an add otherwise.
+            /// `self + a · b`: a fused multiply-add where the build has relaxed SIMD (the
+            /// crate's `relaxed-simd` feature; its result may then differ in the last bit), a
+            /// multiply and an add otherwise. Where it fuses, it becomes one instruction only
+            /// inside functions compiled with relaxed SIMD (see the crate's documentation).
             #[inline(always)]
             pub fn mul_add(self, a: Self, b: Self) -> Self {
-                #[cfg(target_feature = "relaxed-simd")]
+                #[cfg(any(feature = "relaxed-simd", target_feature = "relaxed-simd"))]
                 return Self(core::arch::wasm32::f32x4_relaxed_madd(a.0, b.0, self.0));
-                #[cfg(not(target_feature = "relaxed-simd"))]
-                return Self(f32x4_add(self.0, f32x4_mul(a.0, b.0)));
+                #[cfg(not(any(feature = "relaxed-simd", target_feature = "relaxed-simd")))]
+                return Self(f32x4_add(self.0, core::arch::wasm32::f32x4_mul(a.0, b.0)));
             }
             /// Lane by lane, NaN if either is.
             #[inline(always)]
@@ -305,6 +316,10 @@ pub fn has_conv2d(kernel: usize, stride: usize) -> bool {
 /// # Panics
 /// If a slice's length does not match `s`, or the kernel does not fit (the caller checks).
 #[inline(never)]
+#[cfg_attr(
+    all(target_arch = "wasm32", feature = "relaxed-simd"),
+    target_feature(enable = "relaxed-simd")
+)]
 pub fn conv2d(
     x: &[f32],
     weight: &[f32],
@@ -336,6 +351,10 @@ pub fn conv2d(
 ///
 /// # Panics
 /// If a slice's length does not match `s`, or the kernel does not fit (the caller checks).
+#[cfg_attr(
+    all(target_arch = "wasm32", feature = "relaxed-simd"),
+    target_feature(enable = "relaxed-simd")
+)]
 fn conv2d_direct<const K: usize, const S: usize>(
     x: &[f32],
     weight: &[f32],

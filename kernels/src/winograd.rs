@@ -150,6 +150,10 @@ fn output_transform<T: Sum>(m: [[T; 4]; 4]) -> [[T; 2]; 2] {
 /// # Panics
 /// If `s.pad` is not one pixel on every side, or a slice's length does not match `s`.
 #[inline(never)]
+#[cfg_attr(
+    all(target_arch = "wasm32", feature = "relaxed-simd"),
+    target_feature(enable = "relaxed-simd")
+)]
 pub fn conv3x3_winograd(
     x: &[f32],
     u: &[f32],
@@ -177,6 +181,10 @@ thread_local! {
 }
 
 /// The passes of [`conv3x3_winograd`], in `scratch` (grown as needed).
+#[cfg_attr(
+    all(target_arch = "wasm32", feature = "relaxed-simd"),
+    target_feature(enable = "relaxed-simd")
+)]
 fn winograd_passes(
     x: &[f32],
     u: &[f32],

@@ -27,6 +27,21 @@ pub fn event_message(event: &web_sys::Event) -> String {
         .unwrap_or_default()
 }
 
+/// The name this build of the app's module has on the site (`NAME.js`, `NAME_bg.wasm`): the
+/// page's with relaxed SIMD (`xray-web-fma`, the `relaxed-simd` feature) or without
+/// (`xray-web`), or the WebGPU workers' (`xray-web-gpu`, the `webgpu` feature). A worker the
+/// page starts on the CPU loads the page's own.
+pub const MODULE: &str = if cfg!(feature = "webgpu") {
+    "xray-web-gpu"
+} else if cfg!(feature = "relaxed-simd") {
+    "xray-web-fma"
+} else {
+    "xray-web"
+};
+
+/// The WebGPU workers' module (see [`MODULE`]).
+pub const GPU_MODULE: &str = "xray-web-gpu";
+
 fn browser_error(e: JsValue) -> WebError {
     WebError::Browser(error_text(e))
 }

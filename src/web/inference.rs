@@ -414,12 +414,17 @@ impl Inference {
         }
         let ready = waiter(&connection, READY);
         let start = js_sys::Object::new();
-        let (key, value) = match webgpu {
-            true => ("gpu", JsValue::TRUE),
-            false => ("module", wasm_bindgen::module()),
+        let fields: &[(&str, JsValue)] = match webgpu {
+            true => &[("gpu", JsValue::TRUE)],
+            false => &[
+                ("module", wasm_bindgen::module()),
+                ("name", browser::MODULE.into()),
+            ],
         };
-        js_sys::Reflect::set(&start, &key.into(), &value)
-            .map_err(|e| WebError::Browser(browser::error_text(e)))?;
+        for (key, value) in fields {
+            js_sys::Reflect::set(&start, &(*key).into(), value)
+                .map_err(|e| WebError::Browser(browser::error_text(e)))?;
+        }
         connection
             .worker
             .post_message(&start)

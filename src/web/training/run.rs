@@ -248,16 +248,17 @@ fn follow(ts: TrainState, app: AppState, view: &Rc<RefCell<RunView>>, effect: Ef
     }
 }
 
-/// The worker's name: which module it loads (`module=webgpu`, the WebGPU workers' module, when
-/// it is to train on WebGPU; the page's otherwise) and the page's failure drills if any
+/// The worker's name: which module it loads (`module=xray-web-gpu`, the WebGPU workers' module,
+/// when it is to train on WebGPU; the page's own otherwise, [`browser::MODULE`]) and the page's failure drills if any
 /// (`lose-gpu-at-step=N`, `train-worker-webgpu=off`, passed on as `worker-webgpu=off`; see
 /// `public/train-worker.js`). A query on the script's URL would not survive the service
 /// worker's cache.
 fn worker_name(backend: Backend) -> String {
-    let mut name = "xray-web training".to_string();
-    if backend == Backend::WebGpu {
-        name.push_str("; module=webgpu");
-    }
+    let module = match backend {
+        Backend::WebGpu => browser::GPU_MODULE,
+        Backend::Cpu => browser::MODULE,
+    };
+    let mut name = format!("xray-web training; module={module}");
     if let Some(n) = browser::page_param("lose-gpu-at-step").and_then(|n| n.parse::<u32>().ok()) {
         name.push_str(&format!("; lose-gpu-at-step={n}"));
     }
