@@ -939,7 +939,10 @@ async fn page_module(page: &Page) -> String {
 #[test]
 #[ignore = "needs dist/ (trunk build --release) and chromedriver; run by .ci/test"]
 fn a_browser_without_relaxed_simd_loads_the_plain_module_and_gets_the_same_answers() {
-    with_browser(|c| async move {
+    // A browser of this test's own: the script below stays with the browser it is given to,
+    // and must not reach the shared one's other tests.
+    with_browser(|_shared| async move {
+        let (c, _driver) = support::browser().await;
         let (origin, _log) = serve_dist();
         // Before any script of the page runs, its WebAssembly refuses every module that holds
         // a relaxed SIMD instruction (opcodes 0xfd 0x100 to 0x113), as a browser without
@@ -975,6 +978,7 @@ fn a_browser_without_relaxed_simd_loads_the_plain_module_and_gets_the_same_answe
             let p = line["p_pneumonia"].as_f64().unwrap();
             assert!((p - row.p()).abs() < 1e-3, "CLI {p} vs page {row:?}");
         }
+        c.close().await.unwrap();
     });
 }
 
