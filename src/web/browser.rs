@@ -32,7 +32,7 @@ pub fn event_message(event: &web_sys::Event) -> String {
 /// (`xray-web`), or the WebGPU workers' (`xray-web-gpu`, the `webgpu` feature). A worker the
 /// page starts on the CPU loads the page's own.
 pub const MODULE: &str = if cfg!(feature = "webgpu") {
-    "xray-web-gpu"
+    GPU_MODULE
 } else if cfg!(feature = "relaxed-simd") {
     "xray-web-fma"
 } else {

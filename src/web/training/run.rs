@@ -249,9 +249,9 @@ fn follow(ts: TrainState, app: AppState, view: &Rc<RefCell<RunView>>, effect: Ef
 }
 
 /// The worker's name: which module it loads (`module=xray-web-gpu`, the WebGPU workers' module,
-/// when it is to train on WebGPU; the page's own otherwise, [`browser::MODULE`]) and the page's failure drills if any
-/// (`lose-gpu-at-step=N`, `train-worker-webgpu=off`, passed on as `worker-webgpu=off`; see
-/// `public/train-worker.js`). A query on the script's URL would not survive the service
+/// when it is to train on WebGPU; the page's own otherwise, [`browser::MODULE`]) and the page's
+/// failure drills if any (`lose-gpu-at-step=N`, `train-worker-webgpu=off`, passed on as
+/// `worker-webgpu=off`; see `public/train-worker.js`). A query on the script's URL would not survive the service
 /// worker's cache.
 fn worker_name(backend: Backend) -> String {
     let module = match backend {
